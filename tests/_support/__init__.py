@@ -1,0 +1,1 @@
+"""Test support importable by worker subprocesses: sample tools, servers, `wait_until`."""
