@@ -1,0 +1,45 @@
+"""`run_blocking`: run a coroutine from sync code on this thread's long-lived event loop.
+
+Sync entry points (``Agent.run_sync``, Celery task bodies) must not create a fresh loop per call:
+pydantic-ai's HTTP clients and MCP sessions hold connections bound to the loop that opened them,
+and a new loop every call would rebuild them every call (or break them). So each thread keeps one
+loop for its lifetime and reuses it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+from mamba_worker.errors import UsageError
+
+T = TypeVar("T")
+
+_local = threading.local()
+
+
+def thread_event_loop() -> asyncio.AbstractEventLoop:
+    """This thread's reusable event loop, created on first use (or after it was closed)."""
+    loop: asyncio.AbstractEventLoop | None = getattr(_local, "loop", None)
+    if loop is None or loop.is_closed():
+        loop = asyncio.new_event_loop()
+        _local.loop = loop
+    return loop
+
+
+def run_blocking(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to completion on this thread's loop and return its result.
+
+    Raises:
+        UsageError: when called from inside a running event loop (use ``await`` there).
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        coro.close()
+        raise UsageError("A blocking call (run_sync) was made inside a running event loop; use `await agent.run(...)`.")
+    return thread_event_loop().run_until_complete(coro)

@@ -1,0 +1,36 @@
+"""The ``mamba`` command line."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from mamba_worker.cli._console import stderr
+from mamba_worker.cli.commands.config import config_group
+from mamba_worker.cli.commands.run import run
+from mamba_worker.errors import MambaError
+
+
+@click.group()
+def cli() -> None:
+    """Mamba: durable workflows for AI agents."""
+
+
+cli.add_command(run)
+cli.add_command(config_group)
+
+
+def main() -> None:
+    """Entry point of the ``mamba`` console script: Mamba errors print as one clear line, not a traceback."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        stderr.print("aborted")
+        sys.exit(130)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except MambaError as error:
+        stderr.print(f"[red]error[/red] ({error.code}): {error}")
+        sys.exit(2)
