@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+# A version is one plain folder name: no separators, no leading dot (so never "..").
+_VERSION_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 
 
 class PromptConfig(BaseModel):
@@ -23,6 +27,24 @@ class PromptConfig(BaseModel):
     """Cache compiled templates."""
     strict_mode: bool = False
     """Raise on a missing template variable instead of rendering it empty."""
+    include_defaults: bool = True
+    """Also search the templates bundled with Mamba (after ``prompts_dir``, which overrides them)."""
+    normalize_whitespace: bool = True
+    """Strip rendered prompts and collapse runs of blank lines, so that empty blocks leave no gaps."""
+
+    @field_validator("default_version")
+    @classmethod
+    def _plain_folder_name(cls, value: str) -> str:
+        if not _VERSION_RE.fullmatch(value):
+            raise ValueError(f"default_version must be a plain folder name such as 'v1', not {value!r}")
+        return value
+
+    @field_validator("file_extension")
+    @classmethod
+    def _dotted_extension(cls, value: str) -> str:
+        if not re.fullmatch(r"\.[A-Za-z0-9_.\-]+", value):
+            raise ValueError(f"file_extension must start with a dot, such as '.jinja2', not {value!r}")
+        return value
 
 
 class TemplateConfig(BaseModel):
