@@ -1,0 +1,95 @@
+"""Build the pydantic-ai `MCPToolset` (and its transport) for one `MCPServerConfig`."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any, assert_never
+
+from fastmcp.client.transports import ClientTransport, SSETransport, StdioTransport, StreamableHttpTransport
+from pydantic_ai.mcp import MCPToolset
+from pydantic_ai.toolsets import AbstractToolset
+
+from mamba_worker.mcp._auth import http_headers
+from mamba_worker.mcp._config import MCPServerConfig
+from mamba_worker.mcp.errors import MCPCommandNotFoundError, MCPConfigError
+
+logger = logging.getLogger(__name__)
+
+
+def build_toolset(config: MCPServerConfig) -> AbstractToolset[Any]:
+    """The toolset an agent uses for ``config``: an `MCPToolset`, prefixed when ``tool_prefix`` is set.
+
+    Raises:
+        MCPAuthError: The auth key variable is unset or empty.
+        MCPCommandNotFoundError: The stdio command cannot be found.
+        MCPConfigError: The stdio ``cwd`` is not a directory.
+    """
+    toolset = build_mcp_toolset(config)
+    return toolset.prefixed(config.tool_prefix) if config.tool_prefix else toolset
+
+
+def build_mcp_toolset(config: MCPServerConfig) -> MCPToolset[Any]:
+    """The unprefixed `MCPToolset` for ``config`` (same errors as `build_toolset`)."""
+    logger.debug("building the %s MCP toolset for server %r", config.transport, config.name)
+    return MCPToolset(
+        _transport(config),
+        id=config.name,
+        init_timeout=config.timeout,
+        read_timeout=config.read_timeout,
+    )
+
+
+def _transport(config: MCPServerConfig) -> ClientTransport:
+    match config.transport:
+        case "stdio":
+            command = _checked_command(config)
+            return StdioTransport(
+                command,
+                list(config.args),
+                env={name: value.get_secret_value() for name, value in config.env.items()},
+                cwd=str(config.cwd) if config.cwd is not None else None,
+                # The server process lives exactly as long as the agent run (or connection test)
+                # that entered the toolset; a kept-alive process would outlive its event loop.
+                keep_alive=False,
+            )
+        case "sse":
+            assert config.url is not None  # MCPServerConfig guarantees a url for HTTP transports
+            return SSETransport(config.url, headers=http_headers(config), sse_read_timeout=config.read_timeout)
+        case "streamable_http":
+            assert config.url is not None
+            return StreamableHttpTransport(config.url, headers=http_headers(config))
+        case _:
+            assert_never(config.transport)
+
+
+def _checked_command(config: MCPServerConfig) -> str:
+    """Check, before anything is spawned, that the stdio command and its working directory exist."""
+    command = config.command
+    assert command is not None  # MCPServerConfig guarantees a command for stdio
+    if config.cwd is not None and not config.cwd.is_dir():
+        raise MCPConfigError(
+            f"MCP server {config.name!r}: its cwd {str(config.cwd)!r} is not an existing directory",
+            server=config.name,
+            field="cwd",
+        )
+    if os.sep in command or (os.altsep is not None and os.altsep in command):
+        # A path is resolved from the server's working directory, as the child process will.
+        candidate = Path(command)
+        if not candidate.is_absolute() and config.cwd is not None:
+            candidate = config.cwd / candidate
+        found = candidate.is_file() and os.access(candidate, os.X_OK)
+        where = "is not an executable file"
+    else:
+        path = config.env["PATH"].get_secret_value() if "PATH" in config.env else os.environ.get("PATH", os.defpath)
+        found = shutil.which(command, path=path) is not None
+        where = "was not found on PATH"
+    if not found:
+        raise MCPCommandNotFoundError(
+            f"MCP server {config.name!r}: the command {command!r} {where}; install it or give its full path",
+            server=config.name,
+            command=command,
+        )
+    return command
