@@ -128,7 +128,7 @@ class PromptManager:
         path = self._sources.path_of(name, version)
         try:
             compiled = self._env.get_template(path)
-            source = self._source_of(path)
+            source, _ = self._source_of(path)
             variables = self._variables_of(path)
         except jinja2.TemplateError as exc:
             raise translate_error(
@@ -151,11 +151,11 @@ class PromptManager:
             strict=self._config.strict_mode,
         )
 
-    def _source_of(self, path: str) -> str:
+    def _source_of(self, path: str) -> tuple[str, str | None]:
         loader = self._env.loader
         assert loader is not None  # always set in __init__
-        source, _, _ = loader.get_source(self._env, path)
-        return source
+        source, filename, _ = loader.get_source(self._env, path)
+        return source, filename
 
     def _variables_of(self, path: str) -> frozenset[str]:
         # Union over the template and everything it extends, includes or imports (by constant
@@ -170,9 +170,10 @@ class PromptManager:
                 continue
             seen.add(current)
             try:
-                ast = self._env.parse(self._source_of(current), current)
+                source, filename = self._source_of(current)
             except jinja2.TemplateNotFound:
                 continue
+            ast = self._env.parse(source, current, filename)
             found |= meta.find_undeclared_variables(ast)
             pending.extend(ref for ref in meta.find_referenced_templates(ast) if ref is not None)
         return frozenset(found)
