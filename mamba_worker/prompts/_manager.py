@@ -182,7 +182,8 @@ class PromptManager:
         """Render a template in one call: ``get(template_name, version).render(**variables)``.
 
         ``template_name`` is positional-only, so a template variable may be called ``name``:
-        ``manager.render("system/assistant", name="Code Helper")``.
+        ``manager.render("system/assistant", name="Code Helper")``. A variable called ``version``
+        cannot be passed this way; use ``get(...).render(version=...)`` for that.
 
         Args:
             template_name: Template name, such as ``system/assistant``.

@@ -19,6 +19,8 @@ MakeManager = Callable[..., PromptManager]
         "{{ cycler.__init__.__globals__ }}",
         "{{ lipsum.__globals__['os'] }}",
         "{{ config.__class__ }}",
+        "{{ '{0.__class__}'.format('') }}",
+        "{{ self.__init__ }}",
     ],
 )
 @pytest.mark.parametrize("strict", [False, True])
