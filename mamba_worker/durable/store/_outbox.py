@@ -1,0 +1,104 @@
+"""Writers for ``outbox``: the doorbell of each step.
+
+The step's commit inserts its successor's outbox row in the same transaction; after the commit the
+worker sends the task and stamps ``dispatched_at``. If it dies in between, the row stays
+undispatched and the reconciler sends it (`RunStore.get_outbox_pending`). If the broker loses a
+sent message, the step stays ``dispatched`` and the reconciler re-queues it
+(`RunStore.get_stalled_dispatches`, `requeue_outbox_txn`). A message sent twice is harmless
+because only one worker can claim the step (`claim_step_txn`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import update
+from sqlmodel import Session
+
+from mamba_client.schemas import StepStatus
+from mamba_worker.durable.store._sql import connection, insert_ignore
+from mamba_worker.durable.store._tables import OUTBOX, STEPS
+from mamba_worker.durable.store._types import utcnow
+
+
+def insert_outbox_txn(
+    session: Session,
+    *,
+    run_id: str,
+    seq: int,
+    task_name: str,
+    queue: str,
+    not_before: datetime | None = None,
+    now: datetime | None = None,
+) -> bool:
+    """Queue the step's task message; ``False`` when the step already has an outbox row.
+
+    ``INSERT ... ON CONFLICT (run_id, seq) DO NOTHING``: a step has one doorbell, and a duplicate
+    insert (a repeated commit path) leaves the existing row, and its dispatch state, as it was. To
+    ring again, use `requeue_outbox_txn`.
+
+    Args:
+        session: The caller's session; not committed here.
+        run_id: The run.
+        seq: The step the message starts (its ``steps`` row must exist).
+        task_name: Celery task name (`mamba_worker.durable._names.step_task_name`).
+        queue: Celery queue.
+        not_before: Do not send before this time (retry backoff).
+        now: The time to record (default: now).
+    """
+    now = now or utcnow()
+    values = {
+        "run_id": run_id,
+        "seq": seq,
+        "task_name": task_name,
+        "queue": queue,
+        "attempt": 0,
+        "task_id": None,
+        "created_at": now,
+        "queued_at": now,
+        "not_before": not_before,
+        "dispatched_at": None,
+    }
+    return insert_ignore(session, OUTBOX, values, conflict=["run_id", "seq"]).rowcount == 1
+
+
+def mark_dispatched_txn(session: Session, run_id: str, seq: int, *, task_id: str, now: datetime | None = None) -> bool:
+    """Record that the message was handed to the broker; ``False`` when someone recorded it first.
+
+    ``UPDATE outbox SET dispatched_at = :now, task_id = :task_id, attempt = attempt + 1 WHERE
+    run_id AND seq AND dispatched_at IS NULL``, and the step moves from ``pending`` to
+    ``dispatched`` (unless a worker already claimed it, which is fine). When the worker and the
+    reconciler both send, both messages exist anyway, and only one claim can win; ``False`` here
+    only tells the second sender that it was second.
+    """
+    now = now or utcnow()
+    conn = connection(session)
+    stamped = conn.execute(
+        update(OUTBOX)
+        .where(OUTBOX.c.run_id == run_id, OUTBOX.c.seq == seq, OUTBOX.c.dispatched_at.is_(None))
+        .values(dispatched_at=now, task_id=task_id, attempt=OUTBOX.c.attempt + 1)
+    ).rowcount
+    if stamped:
+        conn.execute(
+            update(STEPS)
+            .where(STEPS.c.run_id == run_id, STEPS.c.seq == seq, STEPS.c.status == StepStatus.PENDING)
+            .values(status=StepStatus.DISPATCHED)
+        )
+    return stamped == 1
+
+
+def requeue_outbox_txn(
+    session: Session, run_id: str, seq: int, *, not_before: datetime | None = None, now: datetime | None = None
+) -> bool:
+    """Mark the step's message as due again (lost message, expired lease, retry); ``False`` if no row.
+
+    ``UPDATE outbox SET dispatched_at = NULL, queued_at = :now, not_before = :not_before``. Doing
+    it twice is harmless: the row is simply due, once, until `mark_dispatched_txn` stamps it.
+    """
+    now = now or utcnow()
+    statement = (
+        update(OUTBOX)
+        .where(OUTBOX.c.run_id == run_id, OUTBOX.c.seq == seq)
+        .values(dispatched_at=None, queued_at=now, not_before=not_before)
+    )
+    return connection(session).execute(statement).rowcount == 1

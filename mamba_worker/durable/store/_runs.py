@@ -1,0 +1,169 @@
+"""Writers and loaders for ``runs``: insert a run, update it under a status guard, load it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection
+from datetime import datetime
+from enum import Enum
+from typing import Any, Final, Literal
+
+from pydantic import JsonValue
+from sqlalchemy import insert, update
+from sqlmodel import Session, select
+
+from mamba_client.schemas import ErrorBody, RunStatus, SubmitRun, Waiting
+from mamba_worker.durable.errors import RunNotFoundError
+from mamba_worker.durable.store._sql import connection, insert_ignore
+from mamba_worker.durable.store._tables import RUNS, RunRow
+from mamba_worker.durable.store._types import utcnow
+
+
+class _Unset(Enum):
+    UNSET = "unset"
+
+
+UNSET: Final = _Unset.UNSET
+"""Marks an `update_run_txn` field that is left as it is (``None`` is a value: it clears the column)."""
+
+Unset = Literal[_Unset.UNSET]
+"""The type of `UNSET`."""
+
+
+def new_run_id() -> str:
+    """A fresh run id (a random UUID, as text)."""
+    return str(uuid.uuid4())
+
+
+def insert_run_txn(
+    session: Session,
+    submit: SubmitRun,
+    *,
+    run_id: str,
+    queue: str,
+    status: RunStatus = RunStatus.PENDING,
+    state: str | None = None,
+    parent_run_id: str | None = None,
+    parent_seq: int | None = None,
+    now: datetime | None = None,
+) -> bool:
+    """Insert a run; ``False`` when another run already holds ``submit.idempotency_key``.
+
+    With a key this is ``INSERT ... ON CONFLICT (idempotency_key) DO NOTHING``, so a duplicate
+    submission is harmless: two concurrent submits with one key create one run, and the loser
+    reads the winner's with `load_run_by_idempotency_key_txn` (on PostgreSQL the conflict check
+    waits for the winner's commit, so the read in the same transaction finds it).
+
+    Args:
+        session: The caller's session; not committed here.
+        submit: What was submitted.
+        run_id: The new run's id (`new_run_id`).
+        queue: The queue its steps go to (``submit.queue`` or the runtime's default).
+        status: Initial status.
+        state: The workflow's initial state document (JSON text).
+        parent_run_id: For a fork, the run it was forked from.
+        parent_seq: For a fork, the parent's step it starts from.
+        now: The time to record (default: now).
+    """
+    now = now or utcnow()
+    values: dict[str, Any] = {
+        "id": run_id,
+        "workflow": submit.workflow,
+        "status": status,
+        "input": submit.input,
+        "model": submit.model,
+        "tools": submit.tools,
+        "options": submit.options,
+        "run_metadata": submit.metadata,
+        "queue": queue,
+        "idempotency_key": submit.idempotency_key,
+        "state": state,
+        "output": None,
+        "error": None,
+        "waiting": None,
+        "input_tokens": 0,
+        "output_tokens": 0,
+        "cache_read_tokens": 0,
+        "cache_write_tokens": 0,
+        "requests": 0,
+        "cost_usd": 0.0,
+        "last_seq": 0,
+        "next_event_seq": 1,
+        "cancel_requested": False,
+        "parent_run_id": parent_run_id,
+        "parent_seq": parent_seq,
+        "created_at": now,
+        "updated_at": now,
+        "finished_at": None,
+    }
+    if submit.idempotency_key is None:
+        connection(session).execute(insert(RUNS).values(**values))
+        return True
+    return insert_ignore(session, RUNS, values, conflict=["idempotency_key"]).rowcount == 1
+
+
+def update_run_txn(
+    session: Session,
+    run_id: str,
+    *,
+    only_if_status: Collection[RunStatus] | None = None,
+    only_if_not_cancel_requested: bool = False,
+    status: RunStatus | Unset = UNSET,
+    state: str | None | Unset = UNSET,
+    output: JsonValue | Unset = UNSET,
+    error: ErrorBody | None | Unset = UNSET,
+    waiting: Waiting | None | Unset = UNSET,
+    cancel_requested: bool | Unset = UNSET,
+    now: datetime | None = None,
+) -> bool:
+    """Change a run, guarded by its current status; ``True`` when the guard held and the row changed.
+
+    One conditional ``UPDATE runs SET ... WHERE id = :run_id [AND status IN (...)]
+    [AND NOT cancel_requested]``. The guard is how a step "checks the run's status before it
+    commits": a run cancelled meanwhile fails the guard, the caller rolls back, and nothing of the
+    step is written. Fields left `UNSET` keep their value. Setting a terminal ``status`` stamps
+    ``finished_at``; setting a non-terminal one clears it (a resumed run is not finished).
+
+    A duplicate (the same update applied twice) is harmless: it writes the same values, and a
+    guard on the old status makes the second one a no-op that returns ``False``.
+    """
+    now = now or utcnow()
+    values: dict[str, Any] = {"updated_at": now}
+    if status is not UNSET:
+        values["status"] = status
+        values["finished_at"] = now if status.is_terminal else None
+    for name, value in (
+        ("state", state),
+        ("output", output),
+        ("error", error),
+        ("waiting", waiting),
+        ("cancel_requested", cancel_requested),
+    ):
+        if value is not UNSET:
+            values[name] = value
+    statement = update(RUNS).where(RUNS.c.id == run_id).values(**values)
+    if only_if_status is not None:
+        statement = statement.where(RUNS.c.status.in_([RunStatus(s) for s in only_if_status]))
+    if only_if_not_cancel_requested:
+        statement = statement.where(RUNS.c.cancel_requested.is_(False))
+    return connection(session).execute(statement).rowcount == 1
+
+
+def load_run_txn(session: Session, run_id: str) -> RunRow:
+    """The run's row, state included, as of now in this transaction.
+
+    Raises:
+        RunNotFoundError: No run has this id.
+    """
+    row = session.get(RunRow, run_id, populate_existing=True)
+    if row is None:
+        raise RunNotFoundError(f"no run with id {run_id!r}", run_id=run_id)
+    return row
+
+
+def load_run_by_idempotency_key_txn(session: Session, idempotency_key: str) -> RunRow | None:
+    """The run submitted with this idempotency key, if any."""
+    statement = (
+        select(RunRow).where(RUNS.c.idempotency_key == idempotency_key).execution_options(populate_existing=True)
+    )
+    return session.exec(statement).first()

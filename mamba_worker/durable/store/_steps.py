@@ -1,0 +1,268 @@
+"""Writers for ``steps``: create a step, claim it under a lease, heartbeat, commit, fail, expire.
+
+Every state change of a step is one conditional ``UPDATE ... WHERE run_id = :run_id AND seq = :seq
+AND <the status and owner it must have>``, and the caller learns from the row count (or the
+returned row) whether it won. Two workers can therefore never both run, commit or fail the same
+attempt of a step, whatever the broker delivers.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, and_, insert, or_, update
+from sqlmodel import Session
+
+from mamba_client.schemas import ErrorBody, StepStatus
+from mamba_worker.durable.errors import StepNotFoundError
+from mamba_worker.durable.store._sql import connection
+from mamba_worker.durable.store._tables import RUNS, STEPS, StepRow
+from mamba_worker.durable.store._types import utcnow
+
+_CLAIMABLE = (StepStatus.PENDING, StepStatus.DISPATCHED)
+
+
+def insert_step_txn(
+    session: Session,
+    *,
+    run_id: str,
+    seq: int,
+    name: str,
+    checkpoint: str | None = None,
+    now: datetime | None = None,
+) -> None:
+    """Insert a ``pending`` step and make it the run's newest (``runs.last_seq``).
+
+    A plain ``INSERT``: ``(run_id, seq)`` is the primary key, so a duplicate raises
+    ``IntegrityError`` and the caller's whole transaction rolls back. That is what makes a
+    duplicate harmless: a second commit of the same predecessor cannot fork the run, it fails.
+
+    Args:
+        session: The caller's session; not committed here.
+        run_id: The run.
+        seq: The step's position, one more than its predecessor's.
+        name: Step name.
+        checkpoint: The state the step starts from (JSON text), kept so the run can be forked here.
+        now: The time to record (default: now).
+    """
+    now = now or utcnow()
+    conn = connection(session)
+    conn.execute(
+        insert(STEPS).values(
+            run_id=run_id,
+            seq=seq,
+            name=name,
+            status=StepStatus.PENDING,
+            attempt=0,
+            checkpoint=checkpoint,
+            input_tokens=0,
+            output_tokens=0,
+            cache_read_tokens=0,
+            cache_write_tokens=0,
+            requests=0,
+            cost_usd=0.0,
+            created_at=now,
+        )
+    )
+    conn.execute(update(RUNS).where(RUNS.c.id == run_id, RUNS.c.last_seq < seq).values(last_seq=seq, updated_at=now))
+
+
+def claim_step_txn(
+    session: Session,
+    run_id: str,
+    seq: int,
+    *,
+    owner: str,
+    lease_seconds: float,
+    now: datetime | None = None,
+) -> int | None:
+    """Take the step's lease and start a new attempt; its number, or ``None`` when it is not claimable.
+
+    ``UPDATE steps SET status = 'running', lease_owner = :owner, lease_expires_at = :now + lease,
+    attempt = attempt + 1 WHERE run_id AND seq AND (status IN ('pending', 'dispatched') OR
+    (status = 'running' AND lease_expires_at < :now)) RETURNING attempt``.
+
+    A duplicate delivery is harmless: the row lock (PostgreSQL) or the write lock (SQLite) orders
+    concurrent claims; the first moves the step to ``running`` with a live lease and the second no
+    longer matches the predicate, so it gets ``None`` and must not execute the step. A committed
+    or failed step is never claimable. An expired lease is: its holder is presumed dead, and its
+    late commit will fail `mark_step_committed_txn`'s owner-and-attempt predicate.
+    """
+    now = now or utcnow()
+    statement = (
+        update(STEPS)
+        .where(
+            STEPS.c.run_id == run_id,
+            STEPS.c.seq == seq,
+            or_(
+                STEPS.c.status.in_(_CLAIMABLE),
+                and_(STEPS.c.status == StepStatus.RUNNING, STEPS.c.lease_expires_at < now),
+            ),
+        )
+        .values(
+            status=StepStatus.RUNNING,
+            lease_owner=owner,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            attempt=STEPS.c.attempt + 1,
+            started_at=now,
+        )
+        .returning(STEPS.c.attempt)
+    )
+    attempt: int | None = connection(session).execute(statement).scalar_one_or_none()
+    return attempt
+
+
+def heartbeat_txn(
+    session: Session,
+    run_id: str,
+    seq: int,
+    *,
+    owner: str,
+    attempt: int,
+    lease_seconds: float,
+    now: datetime | None = None,
+) -> bool:
+    """Extend the lease to ``now + lease_seconds``; ``False`` when the caller no longer holds it.
+
+    ``UPDATE ... WHERE run_id AND seq AND status = 'running' AND lease_owner = :owner AND attempt =
+    :attempt``. Only the holder of this attempt can extend it, so a repeated heartbeat just moves
+    the same deadline again, and a worker whose lease was taken over learns it (and should stop).
+    """
+    now = now or utcnow()
+    statement = (
+        update(STEPS)
+        .where(*_held(run_id, seq, owner=owner, attempt=attempt))
+        .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
+    )
+    return connection(session).execute(statement).rowcount == 1
+
+
+def expire_lease_txn(session: Session, run_id: str, seq: int, *, now: datetime | None = None) -> bool:
+    """Put a step whose lease has expired back to ``pending``; ``False`` if its lease is live or it finished.
+
+    ``UPDATE ... SET status = 'pending', lease_owner = NULL WHERE run_id AND seq AND status =
+    'running' AND lease_expires_at < :now``. The reconciler calls it before sending the step again.
+    Repeating it is harmless: the second call finds the step no longer ``running`` and changes
+    nothing; a holder that was merely slow loses its lease and its commit fails the owner predicate.
+    The attempt counter is left alone: the next claim increments it.
+    """
+    now = now or utcnow()
+    statement = (
+        update(STEPS)
+        .where(
+            STEPS.c.run_id == run_id,
+            STEPS.c.seq == seq,
+            STEPS.c.status == StepStatus.RUNNING,
+            STEPS.c.lease_expires_at < now,
+        )
+        .values(status=StepStatus.PENDING, lease_owner=None, lease_expires_at=None)
+    )
+    return connection(session).execute(statement).rowcount == 1
+
+
+def mark_step_committed_txn(
+    session: Session, run_id: str, seq: int, *, owner: str, attempt: int, now: datetime | None = None
+) -> bool:
+    """Mark the step ``committed`` and release its lease; ``False`` when the caller lost the lease.
+
+    ``UPDATE ... WHERE run_id AND seq AND status = 'running' AND lease_owner = :owner AND attempt =
+    :attempt``. The caller must roll back on ``False``: someone else now owns the step. A duplicate
+    commit is harmless because the first one left the step ``committed``, which the predicate no
+    longer matches.
+    """
+    now = now or utcnow()
+    statement = (
+        update(STEPS)
+        .where(*_held(run_id, seq, owner=owner, attempt=attempt))
+        .values(status=StepStatus.COMMITTED, lease_owner=None, lease_expires_at=None, finished_at=now)
+    )
+    return connection(session).execute(statement).rowcount == 1
+
+
+def mark_step_failed_txn(
+    session: Session,
+    run_id: str,
+    seq: int,
+    *,
+    owner: str,
+    attempt: int,
+    error: ErrorBody,
+    traceback: str | None = None,
+    will_retry: bool = False,
+    now: datetime | None = None,
+) -> bool:
+    """Record that the caller's attempt failed; ``False`` when the caller lost the lease.
+
+    The error and traceback are kept. With ``will_retry`` the step goes back to ``pending`` (the
+    caller then re-queues its outbox row), otherwise it is ``failed`` until someone retries it.
+    Guarded like `mark_step_committed_txn`, so a duplicate report changes nothing.
+    """
+    now = now or utcnow()
+    statement = (
+        update(STEPS)
+        .where(*_held(run_id, seq, owner=owner, attempt=attempt))
+        .values(
+            status=StepStatus.PENDING if will_retry else StepStatus.FAILED,
+            lease_owner=None,
+            lease_expires_at=None,
+            error=error,
+            traceback=traceback,
+            finished_at=None if will_retry else now,
+        )
+    )
+    return connection(session).execute(statement).rowcount == 1
+
+
+def abort_step_txn(session: Session, run_id: str, seq: int, *, error: ErrorBody, now: datetime | None = None) -> bool:
+    """Fail a step that is not finished, whoever holds it (poison message, cancel); ``False`` if it finished.
+
+    ``UPDATE ... WHERE run_id AND seq AND status NOT IN ('committed', 'failed')``. A live holder's
+    later commit then fails its owner predicate. Repeating it is harmless: the step is ``failed``.
+    """
+    now = now or utcnow()
+    statement = (
+        update(STEPS)
+        .where(
+            STEPS.c.run_id == run_id,
+            STEPS.c.seq == seq,
+            STEPS.c.status.not_in([StepStatus.COMMITTED, StepStatus.FAILED]),
+        )
+        .values(status=StepStatus.FAILED, lease_owner=None, lease_expires_at=None, error=error, finished_at=now)
+    )
+    return connection(session).execute(statement).rowcount == 1
+
+
+def reset_step_txn(session: Session, run_id: str, seq: int) -> bool:
+    """Make a ``failed`` step ``pending`` again (``retry``/``resume``); ``False`` if it was not failed.
+
+    The error and attempt count stay for the record. Repeating it is harmless: the second call finds
+    the step ``pending`` and changes nothing.
+    """
+    statement = (
+        update(STEPS)
+        .where(STEPS.c.run_id == run_id, STEPS.c.seq == seq, STEPS.c.status == StepStatus.FAILED)
+        .values(status=StepStatus.PENDING, finished_at=None)
+    )
+    return connection(session).execute(statement).rowcount == 1
+
+
+def load_step_txn(session: Session, run_id: str, seq: int) -> StepRow:
+    """The step's row (checkpoint included), as of now in this transaction.
+
+    Raises:
+        StepNotFoundError: The run has no such step.
+    """
+    row = session.get(StepRow, (run_id, seq), populate_existing=True)
+    if row is None:
+        raise StepNotFoundError(f"run {run_id!r} has no step {seq}", run_id=run_id, seq=seq)
+    return row
+
+
+def _held(run_id: str, seq: int, *, owner: str, attempt: int) -> tuple[ColumnElement[bool], ...]:
+    return (
+        STEPS.c.run_id == run_id,
+        STEPS.c.seq == seq,
+        STEPS.c.status == StepStatus.RUNNING,
+        STEPS.c.lease_owner == owner,
+        STEPS.c.attempt == attempt,
+    )
