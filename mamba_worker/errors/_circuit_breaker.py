@@ -203,7 +203,12 @@ class CircuitBreaker:
             retry_in=retry_in,
         )
 
-    def _settle(self, *, is_trial: bool, error: BaseException | None) -> None:
+    def _settle(self, *, is_trial: bool | None, error: BaseException | None) -> None:
+        if is_trial is None:
+            # Unknown: settle as the trial if one is in flight. Wrongly freeing the slot lets one
+            # extra trial through; wrongly keeping it would leave the circuit half-open for ever.
+            with self._lock:
+                is_trial = self._state is CircuitState.HALF_OPEN and self._trial_in_flight
         if error is not None and not isinstance(error, Exception):
             # Cancelled or interrupted: says nothing about the service, but frees the trial slot so
             # that the next caller can probe instead of the circuit staying half-open for ever.
@@ -270,9 +275,15 @@ class CircuitBreaker:
     def _exit(self, error: BaseException | None) -> None:
         entries = _ENTRIES.get()
         # Context managers nest, so our entry is the innermost one for this breaker.
-        index = max(i for i, (breaker, _) in enumerate(entries) if breaker is self)
-        is_trial = entries[index][1]
-        _ENTRIES.set(entries[:index] + entries[index + 1 :])
+        mine = [i for i, (breaker, _) in enumerate(entries) if breaker is self]
+        if mine:
+            index = mine[-1]
+            is_trial: bool | None = entries[index][1]
+            _ENTRIES.set(entries[:index] + entries[index + 1 :])
+        else:
+            # Exited in another context than it was entered in (an async generator closed by the
+            # event loop's finaliser task, say), so we cannot tell whether this was the trial.
+            is_trial = None
         self._settle(is_trial=is_trial, error=error)
 
     def __enter__(self) -> CircuitBreaker:

@@ -242,6 +242,11 @@ def create_retry_decorator(
     def decorator(func: F) -> F:
         if inspect.iscoroutinefunction(func):
             return cast(F, tenacity.AsyncRetrying(sleep=_async_sleep(sleep), **options).wraps(func))
+        if sleep is not None and inspect.iscoroutinefunction(sleep):
+            raise ConfigurationError(
+                f"an async sleep cannot pause the sync function {getattr(func, '__qualname__', func)!r}; "
+                "pass a sync sleep."
+            )
         return cast(F, tenacity.Retrying(sleep=_sync_sleep(sleep), **options).wraps(func))
 
     return decorator

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import pickle
 import threading
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -178,6 +180,26 @@ async def test_cancelled_trial_frees_the_trial_slot(clock: FakeClock) -> None:
     assert breaker.stats.total_failures == 1  # the cancellation was not counted
     async with breaker:  # the next caller gets to be the trial
         pass
+    assert breaker.state is CircuitState.CLOSED
+
+
+async def test_trial_exited_in_another_context_still_settles(clock: FakeClock) -> None:
+    breaker = CircuitBreaker("svc", failure_threshold=1, timeout=5.0, clock=clock)
+    fail(breaker)
+    clock.advance(5.0)
+
+    async def stream() -> AsyncIterator[int]:
+        async with breaker:
+            yield 1
+
+    chunks = stream()
+    assert await anext(chunks) == 1  # the trial is in flight
+    # The event loop closes abandoned async generators from a task of its own, in another context.
+    await asyncio.create_task(chunks.aclose(), context=contextvars.Context())  # type: ignore[arg-type]
+
+    # An abandoned generator is no verdict on the service, but the trial slot must be free again.
+    assert breaker.state is CircuitState.HALF_OPEN
+    succeed(breaker)
     assert breaker.state is CircuitState.CLOSED
 
 

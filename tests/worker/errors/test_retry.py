@@ -283,6 +283,6 @@ def test_async_sleep_with_a_sync_function_is_refused() -> None:
     async def fake_sleep(seconds: float) -> None:
         return None
 
-    call = create_retry_decorator(2, 0, sleep=fake_sleep)(Flaky(backend_error()))
+    decorate = create_retry_decorator(2, 0, sleep=fake_sleep)
     with pytest.raises(ConfigurationError, match="async sleep"):
-        call()
+        decorate(Flaky(backend_error()))
