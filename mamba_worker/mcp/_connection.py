@@ -67,8 +67,9 @@ async def probe(config: MCPServerConfig) -> MCPConnectionResult:
     Never raises for a server that is misconfigured, missing, unreachable, slow or failing: each
     of those is a result with ``success=False`` and an ``error`` that says why.
     """
+    http_errors: list[str] = []
     try:
-        toolset = build_mcp_toolset(config)
+        toolset = build_mcp_toolset(config, on_http_error=http_errors.append)
     except MCPConfigError as error:
         return MCPConnectionResult(server_name=config.name, success=False, error=str(error))
     prefix = f"{config.tool_prefix}_" if config.tool_prefix else ""
@@ -80,6 +81,8 @@ async def probe(config: MCPServerConfig) -> MCPConnectionResult:
         error_text = f"no answer within the {config.timeout:g}s timeout"
     except Exception as error:  # any failure to connect or list is the result, not an exception
         error_text = redact(_describe(error), secret_values(config))
+        if http_errors and http_errors[-1] not in error_text:
+            error_text += f" (the server answered {http_errors[-1]})"
     else:
         logger.debug("MCP server %r answered with %d tools", config.name, len(tools))
         return MCPConnectionResult(

@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, assert_never
 
+import httpx2
 from fastmcp.client.transports import ClientTransport, SSETransport, StdioTransport, StreamableHttpTransport
 from pydantic_ai.mcp import MCPToolset
 from pydantic_ai.toolsets import AbstractToolset
@@ -31,18 +33,27 @@ def build_toolset(config: MCPServerConfig) -> AbstractToolset[Any]:
     return toolset.prefixed(config.tool_prefix) if config.tool_prefix else toolset
 
 
-def build_mcp_toolset(config: MCPServerConfig) -> MCPToolset[Any]:
-    """The unprefixed `MCPToolset` for ``config`` (same errors as `build_toolset`)."""
+def build_mcp_toolset(
+    config: MCPServerConfig, *, on_http_error: Callable[[str], None] | None = None
+) -> MCPToolset[Any]:
+    """The unprefixed `MCPToolset` for ``config`` (same errors as `build_toolset`).
+
+    Args:
+        config: The server.
+        on_http_error: Called with ``"HTTP 401 Unauthorized"`` and the like whenever a Streamable
+            HTTP server answers with an error status, which the MCP SDK otherwise reduces to
+            "Server returned an error response".
+    """
     logger.debug("building the %s MCP toolset for server %r", config.transport, config.name)
     return MCPToolset(
-        _transport(config),
+        _transport(config, on_http_error=on_http_error),
         id=config.name,
         init_timeout=config.timeout,
         read_timeout=config.read_timeout,
     )
 
 
-def _transport(config: MCPServerConfig) -> ClientTransport:
+def _transport(config: MCPServerConfig, *, on_http_error: Callable[[str], None] | None) -> ClientTransport:
     match config.transport:
         case "stdio":
             command = _checked_command(config)
@@ -60,9 +71,34 @@ def _transport(config: MCPServerConfig) -> ClientTransport:
             return SSETransport(config.url, headers=http_headers(config), sse_read_timeout=config.read_timeout)
         case "streamable_http":
             assert config.url is not None
-            return StreamableHttpTransport(config.url, headers=http_headers(config))
+            factory = _status_reporting_client_factory(on_http_error) if on_http_error is not None else None
+            return StreamableHttpTransport(config.url, headers=http_headers(config), httpx_client_factory=factory)
         case _:
             assert_never(config.transport)
+
+
+def _status_reporting_client_factory(report: Callable[[str], None]) -> Any:
+    """An HTTP client factory for `StreamableHttpTransport` whose clients report error statuses."""
+
+    async def on_response(response: httpx2.Response) -> None:
+        if response.status_code >= 400:
+            report(f"HTTP {response.status_code} {response.reason_phrase}")
+
+    def factory(
+        headers: dict[str, str] | None = None,
+        timeout: httpx2.Timeout | None = None,
+        auth: httpx2.Auth | None = None,
+        **_: Any,  # `follow_redirects`: the MCP transport follows same-origin redirects itself
+    ) -> httpx2.AsyncClient:
+        return httpx2.AsyncClient(
+            headers=headers,
+            # The MCP SDK's defaults: a server may hold a response stream open for minutes.
+            timeout=timeout or httpx2.Timeout(30.0, read=300.0),
+            auth=auth,
+            event_hooks={"response": [on_response]},
+        )
+
+    return factory
 
 
 def _checked_command(config: MCPServerConfig) -> str:

@@ -81,7 +81,7 @@ async def test_protected_server_refusing_a_wrong_key_is_a_failed_result_without_
     result = await MCPClientManager([config]).test_connection("secure")
 
     assert not result.success
-    assert result.error
+    assert result.error is not None and "HTTP 401 Unauthorized" in result.error
     assert wrong_key not in result.error
     assert result.tools == []
 
