@@ -125,8 +125,8 @@ def parse_scores(answer: str, count: int) -> list[float]:
     """Read ``count`` scores (ids 1..count) from a model's answer, filling gaps from recency.
 
     Accepted shapes: ``{"1": 7, ...}``, ``[{"id": 1, "score": 7}, ...]`` or ``[7, 2, ...]``. A block
-    without a usable score gets the lowest score given (or 0), so among those the oldest goes first:
-    not knowing what matters, recency decides.
+    without a usable score ranks below every scored one (nothing vouched for it), and among those
+    the oldest goes first: not knowing what matters, recency decides.
     """
     found = _read_scores(extract_json(answer), count)
     missing = [number for number in range(1, count + 1) if number not in found]
@@ -137,7 +137,7 @@ def parse_scores(answer: str, count: int) -> list[float]:
             count,
             missing[:5],
         )
-    floor = min(found.values(), default=0.0)
+    floor = min(found.values(), default=1.0) - 1.0
     return [found.get(number, floor) for number in range(1, count + 1)]
 
 

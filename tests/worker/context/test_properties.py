@@ -44,7 +44,7 @@ def _quiet_fallback_warnings(caplog: pytest.LogCaptureFixture) -> None:
 
 
 @pytest.mark.parametrize("name", STRATEGIES)
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     messages=histories(),
     preserve=st.integers(min_value=0, max_value=3),
