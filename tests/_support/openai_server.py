@@ -44,10 +44,13 @@ request asks for ``stream_options.include_usage``, as OpenAI does.
 
 For pytest, import the fixtures into a ``conftest.py``::
 
-    from tests._support.openai_server import openai_server, openai_server_factory  # noqa: F401
+    from tests._support.openai_server import (  # noqa: F401
+        _shared_openai_server, openai_server, openai_server_factory,
+    )
 
-``openai_server`` is a started default server; ``openai_server_factory(**kwargs)`` starts one
-with options and stops it after the test.
+``openai_server`` is a running server with default behaviours, shared by the session and reset
+before each test; ``openai_server_factory(**kwargs)`` starts a server of the test's own, with
+options, and stops it after the test.
 """
 
 from __future__ import annotations
@@ -79,6 +82,7 @@ __all__ = [
     "ToolCall",
     "ToolCalls",
     "echo",
+    "_shared_openai_server",
     "openai_server",
     "openai_server_factory",
 ]
@@ -196,6 +200,20 @@ class OpenAIServer:
     ) -> OpenAIServer:
         """Queue an error response."""
         return self.queue(Error(status, message, retry_after))
+
+    def reset(self) -> OpenAIServer:
+        """Forget queued replies and recorded requests, and restore the default behaviours.
+
+        Lets one running server serve many tests (starting one costs a few hundred milliseconds).
+        """
+        with self._lock:
+            self._replies.clear()
+            self._requests.clear()
+        self.api_key = None
+        self.default = None
+        self.reject_null_content = False
+        self.reject_fields = frozenset()
+        return self
 
     @property
     def pending(self) -> int:
@@ -475,8 +493,17 @@ def openai_server_factory() -> Iterator[Callable[..., OpenAIServer]]:
         server.stop()
 
 
-@pytest.fixture
-def openai_server() -> Iterator[OpenAIServer]:
-    """A started `OpenAIServer` with default options."""
+@pytest.fixture(scope="session")
+def _shared_openai_server() -> Iterator[OpenAIServer]:
     with OpenAIServer() as server:
         yield server
+
+
+@pytest.fixture
+def openai_server(_shared_openai_server: OpenAIServer) -> OpenAIServer:
+    """A running `OpenAIServer` with default behaviours, an empty queue and no recorded requests.
+
+    One server serves the whole session (`OpenAIServer.reset` between tests); a test may change
+    its behaviours (``openai_server.api_key = "k"``), which the next test's reset undoes.
+    """
+    return _shared_openai_server.reset()

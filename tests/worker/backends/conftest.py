@@ -5,9 +5,9 @@ from collections.abc import Iterator
 import pytest
 from pydantic_ai.models import override_allow_model_requests
 
-from tests._support.openai_server import openai_server, openai_server_factory
+from tests._support.openai_server import _shared_openai_server, openai_server, openai_server_factory
 
-__all__ = ["openai_server", "openai_server_factory"]
+__all__ = ["_shared_openai_server", "openai_server", "openai_server_factory"]
 
 
 @pytest.fixture(autouse=True)

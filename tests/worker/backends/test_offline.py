@@ -113,7 +113,9 @@ async def test_streams_a_tool_call() -> None:
 
 
 @pytest.mark.parametrize(("output_type", "expected"), [(int, 42), (float, 42.0)])
-async def test_fills_a_numeric_structured_output(output_type: type, expected: float) -> None:
-    result = await Agent(OfflineModel(), output_type=output_type).run("What is 6 * 7?")
+async def test_fills_a_numeric_structured_output(output_type: type[float], expected: float) -> None:
+    agent: Agent[None, float] = Agent(OfflineModel(), output_type=output_type)
+
+    result = await agent.run("What is 6 * 7?")
 
     assert result.output == expected

@@ -76,4 +76,4 @@ def test_profile_is_immutable_and_keyword_only() -> None:
     with pytest.raises(AttributeError):
         profile.context_window = 1  # type: ignore[misc]
     with pytest.raises(TypeError):
-        ModelProfileInfo("x", 1, 1)  # type: ignore[misc]
+        ModelProfileInfo("x", 1, 1)  # type: ignore[call-arg]
