@@ -32,9 +32,10 @@ class ServerCompat:
     """Where an OpenAI-compatible server's Chat Completions API differs from OpenAI's.
 
     Example:
-        >>> ServerCompat(max_tokens_field="max_tokens", tool_call_content="empty_string")
-        ServerCompat(max_tokens_field='max_tokens', tool_call_content='empty_string', supports_tool_choice=True, supports_strict_tools=None)
-    """  # noqa: E501
+        >>> strict = ServerCompat(max_tokens_field="max_tokens", tool_call_content="empty_string")
+        >>> strict.model_profile()["openai_chat_supports_max_completion_tokens"]
+        False
+    """
 
     max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
     """The request field that carries the ``max_tokens`` model setting."""

@@ -18,7 +18,8 @@ Usage::
         server.requests[0].body["messages"]   # every request body, parsed, in order
         server.chat_bodies                    # just the chat completion bodies
 
-Replies (answered in queue order, one per chat completion request):
+Replies (answered in queue order, one per chat completion request; defined in
+`tests._support.openai_wire` and re-exported here):
 
 - `Text(content)`: an assistant message; streamed word by word when the request streams.
 - `ToolCalls([ToolCall(name, arguments, id=None), ...], content=None)`: tool calls (ids are
@@ -58,10 +59,8 @@ from __future__ import annotations
 import json
 import socket
 import threading
-import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -71,6 +70,20 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from tests._support.openai_wire import (
+    Error,
+    RecordedRequest,
+    Reply,
+    Text,
+    ToolCall,
+    ToolCalls,
+    completion,
+    echo,
+    error_response,
+    sse,
+    stream_chunks,
+    usage_for,
+)
 from tests._support.wait import wait_until
 
 __all__ = [
@@ -81,75 +94,11 @@ __all__ = [
     "Text",
     "ToolCall",
     "ToolCalls",
-    "echo",
     "_shared_openai_server",
+    "echo",
     "openai_server",
     "openai_server_factory",
 ]
-
-
-@dataclass(frozen=True)
-class Text:
-    """An assistant message with text."""
-
-    content: str
-    finish_reason: str = "stop"
-
-
-@dataclass(frozen=True)
-class ToolCall:
-    """One tool call; ``arguments`` is a dict (sent as JSON) or a raw string (sent as is)."""
-
-    name: str
-    arguments: dict[str, Any] | str = field(default_factory=dict)
-    id: str | None = None
-
-
-@dataclass(frozen=True)
-class ToolCalls:
-    """An assistant message that calls tools, optionally with text."""
-
-    calls: list[ToolCall]
-    content: str | None = None
-
-
-@dataclass(frozen=True)
-class Error:
-    """An error response in OpenAI's shape."""
-
-    status: int
-    message: str = "scripted error"
-    retry_after: float | None = None
-    type: str | None = None
-    code: str | None = None
-
-
-@dataclass(frozen=True)
-class RecordedRequest:
-    """One request the server received."""
-
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: dict[str, Any] | None
-
-    @property
-    def messages(self) -> list[dict[str, Any]]:
-        """The chat messages of the body (empty for other requests)."""
-        return list((self.body or {}).get("messages", []))
-
-
-Reply = Text | ToolCalls | Error | Callable[[RecordedRequest], "Text | ToolCalls | Error"]
-
-
-def echo(request: RecordedRequest) -> Text:
-    """A reply handler that answers ``echo: <last user message>``."""
-    for message in reversed(request.messages):
-        if message.get("role") == "user":
-            content = message.get("content")
-            text = content if isinstance(content, str) else json.dumps(content)
-            return Text(f"echo: {text}")
-    return Text("echo: (no user message)")
 
 
 class OpenAIServer:
@@ -322,7 +271,7 @@ class OpenAIServer:
     def _unauthorised(self, request: RecordedRequest) -> Response | None:
         if self.api_key is None or request.headers.get("authorization") == f"Bearer {self.api_key}":
             return None
-        return _error_response(
+        return error_response(
             Error(401, "Incorrect API key provided.", type="invalid_request_error", code="invalid_api_key")
         )
 
@@ -339,22 +288,22 @@ class OpenAIServer:
             return denied
         body = recorded.body or {}
         if rejected := self._reject(body):
-            return _error_response(rejected)
+            return error_response(rejected)
         reply = self._next_reply(recorded)
         if isinstance(reply, Error):
-            return _error_response(reply)
+            return error_response(reply)
         with self._lock:
             self._calls += 1
             seq = self._calls
         model = str(body.get("model", "test-model"))
-        usage = _usage(body, reply)
+        usage = usage_for(body, reply)
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             return StreamingResponse(
-                _sse(_stream_chunks(reply, model=model, seq=seq, usage=usage if include_usage else None)),
+                sse(stream_chunks(reply, model=model, seq=seq, usage=usage if include_usage else None)),
                 media_type="text/event-stream",
             )
-        return JSONResponse(_completion(reply, model=model, seq=seq, usage=usage))
+        return JSONResponse(completion(reply, model=model, seq=seq, usage=usage))
 
     def _reject(self, body: dict[str, Any]) -> Error | None:
         for name in sorted(self.reject_fields & body.keys()):
@@ -381,101 +330,6 @@ class OpenAIServer:
         if isinstance(reply, Text | ToolCalls | Error):
             return reply
         return reply(request)
-
-
-def _error_response(error: Error) -> Response:
-    headers = {"retry-after": f"{error.retry_after:g}"} if error.retry_after is not None else None
-    payload = {"error": {"message": error.message, "type": error.type, "param": None, "code": error.code}}
-    return JSONResponse(payload, status_code=error.status, headers=headers)
-
-
-def _tool_calls_json(reply: ToolCalls, seq: int) -> list[dict[str, Any]]:
-    return [
-        {
-            "id": call.id or f"call_{seq}_{index}",
-            "type": "function",
-            "function": {
-                "name": call.name,
-                "arguments": call.arguments if isinstance(call.arguments, str) else json.dumps(call.arguments),
-            },
-        }
-        for index, call in enumerate(reply.calls)
-    ]
-
-
-def _usage(body: dict[str, Any], reply: Text | ToolCalls) -> dict[str, int]:
-    prompt = max(1, len(json.dumps(body.get("messages", []))) // 4)
-    if isinstance(reply, Text):
-        completion_chars = len(reply.content)
-    else:
-        completion_chars = len(reply.content or "") + sum(len(json.dumps(c.arguments)) for c in reply.calls)
-    completion = max(1, completion_chars // 4)
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
-
-
-def _completion(reply: Text | ToolCalls, *, model: str, seq: int, usage: dict[str, int]) -> dict[str, Any]:
-    message: dict[str, Any]
-    if isinstance(reply, Text):
-        message = {"role": "assistant", "content": reply.content}
-        finish = reply.finish_reason
-    else:
-        message = {"role": "assistant", "content": reply.content, "tool_calls": _tool_calls_json(reply, seq)}
-        finish = "tool_calls"
-    return {
-        "id": f"chatcmpl-{seq}",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
-        "usage": usage,
-    }
-
-
-def _stream_chunks(
-    reply: Text | ToolCalls, *, model: str, seq: int, usage: dict[str, int] | None
-) -> Iterator[dict[str, Any]]:
-    created = int(time.time())
-
-    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-        return {
-            "id": f"chatcmpl-{seq}",
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
-        }
-
-    yield chunk({"role": "assistant", "content": ""})
-    text = reply.content if isinstance(reply, Text) else reply.content
-    if text:
-        words = text.split(" ")
-        for index, word in enumerate(words):
-            yield chunk({"content": word if index == len(words) - 1 else word + " "})
-    if isinstance(reply, ToolCalls):
-        for index, call in enumerate(_tool_calls_json(reply, seq)):
-            arguments = call["function"]["arguments"]
-            head = {"index": index, "id": call["id"], "type": "function"}
-            yield chunk({"tool_calls": [{**head, "function": {"name": call["function"]["name"], "arguments": ""}}]})
-            middle = len(arguments) // 2
-            for piece in (arguments[:middle], arguments[middle:]):
-                if piece:
-                    yield chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
-    yield chunk({}, "stop" if isinstance(reply, Text) else "tool_calls")
-    if usage is not None:
-        yield {
-            "id": f"chatcmpl-{seq}",
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": model,
-            "choices": [],
-            "usage": usage,
-        }
-
-
-async def _sse(chunks: Iterator[dict[str, Any]]) -> AsyncIterator[bytes]:
-    for item in chunks:
-        yield f"data: {json.dumps(item)}\n\n".encode()
-    yield b"data: [DONE]\n\n"
 
 
 @pytest.fixture
