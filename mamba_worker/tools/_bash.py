@@ -198,6 +198,8 @@ def _pidfd(pid: int) -> int | None:
 
 def _has_exited(process: subprocess.Popen[bytes]) -> bool:
     """Whether the shell exited, without reaping it: while it is a zombie its group id stays ours."""
+    if not hasattr(os, "waitid"):  # macOS: poll() reaps, leaving a tiny window for group id reuse
+        return process.poll() is not None
     try:
         return os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
     except ChildProcessError:

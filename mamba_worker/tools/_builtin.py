@@ -16,6 +16,10 @@
 Each tool declares whether it is idempotent, in `BuiltinTool.idempotent` and in the tool
 definition's ``metadata["idempotent"]``, which the durable runtime reads to decide what may be run
 again after a crash.
+
+The module-level tools (``read_file``, ...) are shared objects. pydantic-ai's `Agent` leaves them as
+they are, but a `FunctionToolset` built with its own ``max_retries`` or ``metadata`` writes those onto
+the tools it is given; use `builtin_tools` (fresh objects) in that case.
 """
 
 from __future__ import annotations
