@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse
+from pydantic_ai.messages import ModelMessage
 
 from mamba_worker.config import TokenizerConfig
-from mamba_worker.errors import UsageError
 from mamba_worker.tokens._encoding import load_encoding
-from mamba_worker.tokens._pieces import collect_mapping, rule_for
+from mamba_worker.tokens._pieces import collect_messages
 
 
 class _CountCache:
@@ -26,29 +25,27 @@ class _CountCache:
 
     def __init__(self, max_chars: int) -> None:
         self._max_chars = max_chars
-        self._counts: dict[str, int] = {}
+        self.counts: dict[str, int] = {}
+        """Token count by text. Read freely; write only through `put`."""
         self._order: deque[str] = deque()
         self._chars = 0
         # Reads need no lock (a dict lookup is atomic under the GIL); writes take it so that the
         # order queue, the character total and the dict stay in step.
         self._lock = threading.Lock()
 
-    def get(self, text: str) -> int | None:
-        return self._counts.get(text)
-
     def put(self, text: str, count: int) -> None:
         size = len(text)
         if size > self._max_chars:
             return
         with self._lock:
-            if text in self._counts:
+            if text in self.counts:
                 return
-            self._counts[text] = count
+            self.counts[text] = count
             self._order.append(text)
             self._chars += size
             while self._chars > self._max_chars:
                 oldest = self._order.popleft()
-                del self._counts[oldest]
+                del self.counts[oldest]
                 self._chars -= len(oldest)
 
 
@@ -106,7 +103,7 @@ class TokenCounter:
 
     def count(self, text: str) -> int:
         """Tokens in ``text``, special-token markers (``<|endoftext|>``) counted as plain text."""
-        cached = self._cache.get(text)
+        cached = self._cache.counts.get(text)
         if cached is not None:
             return cached
         # encode_ordinary: user text may contain special-token markers, which `encode` refuses.
@@ -127,31 +124,15 @@ class TokenCounter:
         Raises:
             UsageError: ``message`` is neither.
         """
-        if isinstance(message, ModelRequest):
-            total = 0
-            for part in message.parts:
-                rule = rule_for(part)
-                texts: list[str] = []
-                media = rule.collect(part, texts)
-                total += self._sum(texts, media) + (self._overhead if rule.is_chat_message else 0)
-            return total
-        if isinstance(message, ModelResponse):
-            texts = []
-            media = 0
-            for response_part in message.parts:
-                media += rule_for(response_part).collect(response_part, texts)
-            return self._overhead + self._sum(texts, media)
-        if isinstance(message, Mapping):
-            texts = []
-            media = collect_mapping(message, texts)
-            return self._overhead + self._sum(texts, media)
-        raise UsageError(
-            f"Cannot count the tokens of a {type(message).__name__!r}: pass a pydantic-ai ModelRequest or "
-            "ModelResponse, or a mapping such as {'role': 'user', 'content': 'Hi'}."
-        )
+        texts: list[str] = []
+        fixed, _ = self._collect((message,), texts)
+        return fixed + self._count_all(texts)
 
     def count_messages(self, messages: Sequence[ModelMessage | Mapping[str, Any]]) -> int:
         """Tokens in a history: every message, plus the latest request's instructions once.
+
+        Equal to the sum of `count_message` over the messages plus, when a request in the history
+        carries instructions, the latest ones and one message overhead.
 
         Args:
             messages: pydantic-ai messages, plain chat message mappings, or a mix.
@@ -159,17 +140,20 @@ class TokenCounter:
         Raises:
             UsageError: An item is neither a pydantic-ai message nor a mapping.
         """
-        total = 0
-        instructions: str | None = None
-        count_message = self.count_message
-        for message in messages:
-            total += count_message(message)
-            if isinstance(message, ModelRequest) and message.instructions is not None:
-                instructions = message.instructions
+        texts: list[str] = []
+        fixed, instructions = self._collect(messages, texts)
         if instructions:
-            total += self._overhead + self.count(instructions)
-        return total
+            fixed += self._overhead
+            texts.append(instructions)
+        return fixed + self._count_all(texts)
 
-    def _sum(self, texts: list[str], media: int) -> int:
-        count = self.count
-        return sum(count(text) for text in texts) + media * self._media_tokens
+    def _collect(self, messages: Iterable[object], texts: list[str]) -> tuple[int, str | None]:
+        chat_messages, media, instructions = collect_messages(messages, texts)
+        return chat_messages * self._overhead + media * self._media_tokens, instructions
+
+    def _count_all(self, texts: list[str]) -> int:
+        try:
+            # Everything cached (a re-count): one C-level pass, no Python call per piece.
+            return sum(map(self._cache.counts.__getitem__, texts))
+        except KeyError:
+            return sum(map(self.count, texts))

@@ -12,10 +12,11 @@ ten thousand messages costs one dictionary lookup per part, not a chain of ``isi
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import pydantic_core
 from pydantic_ai.messages import (
     MULTI_MODAL_CONTENT_TYPES,
     BaseToolCallPart,
@@ -26,6 +27,8 @@ from pydantic_ai.messages import (
     FilePart,
     InstructionBaselinePart,
     InstructionDeltaPart,
+    ModelRequest,
+    ModelResponse,
     ModelSettingsDeltaPart,
     RetryFeedbackPart,
     RetryPromptPart,
@@ -35,8 +38,12 @@ from pydantic_ai.messages import (
     TextPart,
     ThinkingPart,
     ToolAvailabilityDeltaPart,
+    ToolCallPart,
+    ToolReturnPart,
     UserPromptPart,
 )
+
+from mamba_worker.errors import UsageError
 
 Collect = Callable[[Any, list[str]], int]
 """Appends a part's text pieces to the list and returns how many media items it holds."""
@@ -103,7 +110,8 @@ def _tool_call(part: BaseToolCallPart[Any], texts: list[str]) -> int:
     if isinstance(args, str):
         texts.append(args)
     elif args:
-        texts.append(part.args_as_json_str())
+        # What `args_as_json_str` renders for a dict, without its extra calls (this is a hot path).
+        texts.append(pydantic_core.to_json(args).decode())
     return 0
 
 
@@ -166,18 +174,80 @@ _RULE_TABLE: tuple[tuple[type[Any] | tuple[type[Any], ...], PartRule], ...] = (
     ),
 )
 _UNKNOWN_RULE = PartRule(_unknown, is_chat_message=True)
-_rules_by_class: dict[type[Any], PartRule] = {}
+RULES_BY_CLASS: dict[type[Any], PartRule] = {}
+"""The rule of each part class seen so far; `rule_for` fills it. Read it directly on hot paths."""
 
 
 def rule_for(part: object) -> PartRule:
     """The rule for ``part``'s class, found once per class and remembered."""
     cls = type(part)
-    rule = _rules_by_class.get(cls)
+    rule = RULES_BY_CLASS.get(cls)
     if rule is None:
         rule = next((r for classes, r in _RULE_TABLE if issubclass(cls, classes)), _UNKNOWN_RULE)
         # A benign race: two threads may both compute the same rule; either write is correct.
-        _rules_by_class[cls] = rule
+        RULES_BY_CLASS[cls] = rule
     return rule
+
+
+def collect_messages(messages: Iterable[object], texts: list[str]) -> tuple[int, int, str | None]:
+    """Append the text pieces of ``messages`` to ``texts``.
+
+    Returns:
+        How many chat messages a provider would see (each request part, each response, each
+        plain mapping), how many media items there are, and the latest request's instructions.
+
+    Raises:
+        UsageError: An item is neither a pydantic-ai message nor a mapping.
+    """
+    # The hot loop of a re-count, where everything else is a cache hit; so it is written flat:
+    # locals only, and the four most common part shapes handled inline (a Python call per part
+    # would double the cost). Each inline branch does exactly what that class's
+    # rule does (tests/worker/tokens pins this); every other part goes through its rule.
+    append = texts.append
+    rules = RULES_BY_CLASS
+    to_json = pydantic_core.to_json
+    chat_messages = 0
+    media = 0
+    instructions: str | None = None
+    for message in messages:
+        if isinstance(message, ModelResponse):
+            chat_messages += 1  # a response is one assistant message, whatever its parts
+            for response_part in message.parts:
+                if isinstance(response_part, TextPart):
+                    append(response_part.content)
+                elif isinstance(response_part, ToolCallPart):
+                    append(response_part.tool_name)
+                    args = response_part.args
+                    if type(args) is str:
+                        append(args)
+                    elif args:
+                        append(to_json(args).decode())
+                else:
+                    media += (rules.get(type(response_part)) or rule_for(response_part)).collect(response_part, texts)
+        elif isinstance(message, ModelRequest):
+            if message.instructions is not None:
+                instructions = message.instructions
+            for part in message.parts:
+                if isinstance(part, UserPromptPart) and type(part.content) is str:
+                    append(part.content)
+                    chat_messages += 1
+                elif isinstance(part, ToolReturnPart) and type(part.content) is str and part.outcome == "success":
+                    append(part.tool_name)
+                    append(part.content)
+                    chat_messages += 1
+                else:
+                    rule = rules.get(type(part)) or rule_for(part)
+                    media += rule.collect(part, texts)
+                    chat_messages += rule.is_chat_message
+        elif isinstance(message, Mapping):
+            chat_messages += 1
+            media += collect_mapping(message, texts)
+        else:
+            raise UsageError(
+                f"Cannot count the tokens of a {type(message).__name__!r}: pass a pydantic-ai ModelRequest or "
+                "ModelResponse, or a mapping such as {'role': 'user', 'content': 'Hi'}."
+            )
+    return chat_messages, media, instructions
 
 
 def collect_mapping(message: Mapping[str, Any], texts: list[str]) -> int:

@@ -318,3 +318,28 @@ def test_concurrent_counting_agrees_with_a_single_thread() -> None:
         thread.join()
 
     assert results == [expected] * 12
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        ModelResponse(parts=[TextPart("plain text")]),
+        ModelResponse(parts=[ToolCallPart("grep", {"pattern": "x", "n": 1})]),
+        ModelResponse(parts=[ToolCallPart("grep", '{"pattern": "x"}')]),
+        ModelResponse(parts=[ToolCallPart("noop", None), ToolCallPart("noop", {})]),
+        ModelRequest(parts=[UserPromptPart("a question")]),
+        ModelRequest(parts=[ToolReturnPart("read_file", "contents", tool_call_id="c1")]),
+    ],
+)
+def test_inline_fast_paths_agree_with_the_part_rules(message: ModelMessage) -> None:
+    # The history loop handles the commonest parts inline for speed; each must match its rule.
+    from mamba_worker.tokens._pieces import collect_messages, rule_for
+
+    inline: list[str] = []
+    chat_messages, media, _ = collect_messages([message], inline)
+    by_rule: list[str] = []
+    rule_media = sum(rule_for(part).collect(part, by_rule) for part in message.parts)
+
+    assert inline == by_rule
+    assert media == rule_media == 0
+    assert chat_messages == (1 if isinstance(message, ModelResponse) else len(message.parts))
