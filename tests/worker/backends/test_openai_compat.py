@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from pydantic import SecretStr
 from pydantic_ai import Agent
@@ -146,3 +148,19 @@ async def test_a_generic_server_gets_max_tokens_and_null_content(openai_server: 
 
     assert openai_server.last_body["max_tokens"] == 9
     assert backend.compat.tool_call_content == "null"
+
+
+def test_one_backend_serves_runs_on_successive_event_loops(openai_server: OpenAIServer) -> None:
+    # run_sync and Celery tasks each run on a fresh loop. Entering the model per loop (here through
+    # the agent) closes that loop's connections at the end, and the next loop gets a new client.
+    openai_server.queue(Text("first"), Text("second"))
+    backend = OpenAICompatibleBackend("test-model", openai_server.url, max_retries=0)
+    agent = Agent(backend.get_model())
+
+    async def run(prompt: str) -> str:
+        async with agent:
+            return (await agent.run(prompt)).output
+
+    outputs = [asyncio.run(run("a")), asyncio.run(run("b"))]
+
+    assert outputs == ["first", "second"]
