@@ -48,7 +48,11 @@ def result_call_id(part: ModelRequestPart | ModelResponsePart) -> str | None:
 
 def is_turn_start(message: ModelMessage) -> bool:
     """Whether ``message`` opens a turn: a request that carries a user prompt."""
-    return isinstance(message, ModelRequest) and any(isinstance(part, UserPromptPart) for part in message.parts)
+    if isinstance(message, ModelRequest):
+        for part in message.parts:  # a loop, not any(<generator>): this runs for every message
+            if isinstance(part, UserPromptPart):
+                return True
+    return False
 
 
 def validate_history(messages: Sequence[ModelMessage], *, allow_pending_calls: bool = True) -> list[str]:
@@ -105,8 +109,9 @@ def cut_points(messages: Sequence[ModelMessage]) -> list[bool]:
     for index, message in enumerate(messages):
         if isinstance(message, ModelRequest):
             for part in message.parts:
-                call_id = result_call_id(part)
-                if call_id is not None:
+                if isinstance(part, ToolReturnPart):  # the common case, checked first
+                    answered_at[part.tool_call_id] = index
+                elif (call_id := result_call_id(part)) is not None:
                     answered_at[call_id] = index
     points = [True] * (len(messages) + 1)
     reach = -1  # the furthest message that answers a call made so far
