@@ -144,11 +144,16 @@ class HistoryLayout:
     index of the message holding each: *the* system prompt, which compaction always keeps."""
 
     @classmethod
-    def of(cls, messages: Sequence[ModelMessage], *, preserve_recent_turns: int) -> HistoryLayout:
-        """Lay out ``messages`` for compaction, keeping the last ``preserve_recent_turns`` turns whole."""
+    def of(
+        cls, messages: Sequence[ModelMessage], *, preserve_recent_turns: int, keep_system_prompt: bool = True
+    ) -> HistoryLayout:
+        """Lay out ``messages`` for compaction, keeping the last ``preserve_recent_turns`` turns whole.
+
+        With ``keep_system_prompt`` off, system prompts are compacted like any other content.
+        """
         total = len(messages)
         prefix_end = 0
-        while prefix_end < total and _is_system_only(messages[prefix_end]):
+        while keep_system_prompt and prefix_end < total and _is_system_only(messages[prefix_end]):
             prefix_end += 1
         points = cut_points(messages)
         turns = [index for index in range(prefix_end, total) if is_turn_start(messages[index])]
@@ -168,7 +173,7 @@ class HistoryLayout:
             if points[index] and (index == total or isinstance(messages[index], ModelRequest))
         )
         system_prompt: list[tuple[int, SystemPromptPart]] = []
-        for index in range(prefix_end, total):
+        for index in range(prefix_end, total if keep_system_prompt else 0):
             message = messages[index]
             if isinstance(message, ModelResponse):
                 break

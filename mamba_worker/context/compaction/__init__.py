@@ -24,13 +24,13 @@ from mamba_worker.context.compaction._sliding_window import SlidingWindowStrateg
 from mamba_worker.context.compaction._summarize import SummarizeOlderStrategy
 
 __all__ = [
-    "SUMMARY_METADATA_KEY",
     "CompactionOutcome",
     "CompactionResult",
     "CompactionStrategy",
     "HybridStrategy",
     "ImportanceScoringStrategy",
     "MessageTokenCounter",
+    "SUMMARY_METADATA_KEY",
     "SelectivePruningStrategy",
     "SlidingWindowStrategy",
     "SummarizeOlderStrategy",

@@ -72,8 +72,9 @@ class CompactionOutcome:
     """A strategy's answer: the new history, and what it took to get there.
 
     The history is valid for a model (see `mamba_worker.context.validate_history`), keeps the system
-    prompt, keeps the last ``preserve_recent_turns`` turns unchanged, and is never larger than the
-    input. Messages the strategy kept are the very objects it was given.
+    prompt (unless `CompactionConfig.preserve_system_prompt` is off), keeps the last
+    ``preserve_recent_turns`` turns unchanged, and is never larger than the input. Messages the
+    strategy kept are the very objects it was given.
     """
 
     messages: list[ModelMessage]

@@ -79,7 +79,11 @@ class ImportanceScoringStrategy(CompactionStrategy):
         tokens = sum(counts)
         if tokens <= config.target_tokens:
             return unchanged(messages, counts=counts, strategy=self.name)
-        layout = HistoryLayout.of(messages, preserve_recent_turns=config.preserve_recent_turns)
+        layout = HistoryLayout.of(
+            messages,
+            preserve_recent_turns=config.preserve_recent_turns,
+            keep_system_prompt=config.preserve_system_prompt,
+        )
         blocks = list(zip(layout.cuts, layout.cuts[1:], strict=False))
         if not blocks:
             return unchanged(messages, counts=counts, strategy=self.name)

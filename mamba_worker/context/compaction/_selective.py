@@ -46,7 +46,11 @@ class SelectivePruningStrategy(CompactionStrategy):
         tokens = sum(counts)
         if tokens <= config.target_tokens:
             return unchanged(messages, counts=counts, strategy=self.name)
-        layout = HistoryLayout.of(messages, preserve_recent_turns=config.preserve_recent_turns)
+        layout = HistoryLayout.of(
+            messages,
+            preserve_recent_turns=config.preserve_recent_turns,
+            keep_system_prompt=config.preserve_system_prompt,
+        )
         removed = [False] * len(messages)
         for start, stop in _exchanges(messages, layout.prefix_end, layout.tail_start):
             if tokens <= config.target_tokens:

@@ -45,7 +45,11 @@ class SlidingWindowStrategy(CompactionStrategy):
         counts = [count(message) for message in messages]
         if sum(counts) <= config.target_tokens:
             return unchanged(messages, counts=counts, strategy=self.name)
-        layout = HistoryLayout.of(messages, preserve_recent_turns=config.preserve_recent_turns)
+        layout = HistoryLayout.of(
+            messages,
+            preserve_recent_turns=config.preserve_recent_turns,
+            keep_system_prompt=config.preserve_system_prompt,
+        )
         suffix = [0] * (len(messages) + 1)
         for index in range(len(messages) - 1, -1, -1):
             suffix[index] = suffix[index + 1] + counts[index]

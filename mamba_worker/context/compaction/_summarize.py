@@ -73,7 +73,11 @@ class SummarizeOlderStrategy(CompactionStrategy):
         counts = [count(message) for message in messages]
         if sum(counts) <= config.target_tokens:
             return unchanged(messages, counts=counts, strategy=self.name)
-        layout = HistoryLayout.of(messages, preserve_recent_turns=config.preserve_recent_turns)
+        layout = HistoryLayout.of(
+            messages,
+            preserve_recent_turns=config.preserve_recent_turns,
+            keep_system_prompt=config.preserve_system_prompt,
+        )
         start, stop = layout.prefix_end, layout.tail_start
         if start == stop:
             return unchanged(messages, counts=counts, strategy=self.name)

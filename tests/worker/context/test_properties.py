@@ -51,6 +51,7 @@ def _quiet_fallback_warnings(caplog: pytest.LogCaptureFixture) -> None:
     fraction=st.floats(min_value=0.0, max_value=1.2),
     summary_words=st.integers(min_value=0, max_value=400),
     scores=SCORE_ANSWERS,
+    keep_system=st.booleans(),
 )
 def test_compaction_keeps_history_valid(
     name: str,
@@ -59,6 +60,7 @@ def test_compaction_keeps_history_valid(
     fraction: float,
     summary_words: int,
     scores: str,
+    keep_system: bool,
 ) -> None:
     total = sum(count_tokens(message) for message in messages)
     target = max(1, int(total * fraction))
@@ -66,6 +68,7 @@ def test_compaction_keeps_history_valid(
         target_tokens=target,
         trigger_threshold_tokens=max(target, total),
         preserve_recent_turns=preserve,
+        preserve_system_prompt=keep_system,
         hybrid_strategies=["selective_pruning", "importance_scoring", "summarize_older", "sliding_window"],
     )
     model = text_model(lambda prompt: scores if "### Part" in prompt else "summary " + "word " * summary_words)
@@ -81,7 +84,8 @@ def test_compaction_keeps_history_valid(
     assert outcome.tokens_before == total
     assert outcome.tokens_after == sum(count_tokens(message) for message in out)
     assert outcome.tokens_after <= outcome.tokens_before
-    assert leading_system_prompt(out) == leading_system_prompt(messages)
+    if keep_system:
+        assert leading_system_prompt(out) == leading_system_prompt(messages)
     tail = protected_tail(messages, preserve)
     assert all(kept is original for kept, original in zip(out[len(out) - len(tail) :], tail, strict=True))
     assert outcome.removed_count == len(messages) - sum(1 for message in out if any(message is m for m in messages))

@@ -11,9 +11,14 @@ def total(messages: list[ModelMessage]) -> int:
     return sum(count_tokens(message) for message in messages)
 
 
-async def slide(messages: list[ModelMessage], *, target: int, preserve: int = 1) -> CompactionOutcome:
+async def slide(
+    messages: list[ModelMessage], *, target: int, preserve: int = 1, keep_system: bool = True
+) -> CompactionOutcome:
     config = CompactionConfig(
-        target_tokens=target, trigger_threshold_tokens=max(target, total(messages)), preserve_recent_turns=preserve
+        target_tokens=target,
+        trigger_threshold_tokens=max(target, total(messages)),
+        preserve_recent_turns=preserve,
+        preserve_system_prompt=keep_system,
     )
     return await SlidingWindowStrategy().compact(messages, config=config, counter=count_tokens)
 
@@ -70,3 +75,9 @@ async def test_a_cut_never_separates_a_call_from_its_result() -> None:
     ]
     outcome = await slide(history, target=1, preserve=1)
     assert outcome.messages == history[2:]
+
+
+async def test_the_system_prompt_can_go_when_the_config_says_so() -> None:
+    history = [ModelRequest(parts=[SystemPromptPart("sys")]), *chat(4, system="also system")]
+    outcome = await slide(history, target=1, keep_system=False)
+    assert outcome.messages == history[-2:]
