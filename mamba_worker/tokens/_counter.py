@@ -13,6 +13,9 @@ from mamba_worker.config import TokenizerConfig
 from mamba_worker.tokens._encoding import load_encoding
 from mamba_worker.tokens._pieces import collect_messages
 
+_CHUNK = 512
+"""Texts per cache pass in `TokenCounter._count_all`."""
+
 
 class _CountCache:
     """Token counts by text, bounded by the characters it holds, oldest first out.
@@ -152,8 +155,15 @@ class TokenCounter:
         return chat_messages * self._overhead + media * self._media_tokens, instructions
 
     def _count_all(self, texts: list[str]) -> int:
-        try:
-            # Everything cached (a re-count): one C-level pass, no Python call per piece.
-            return sum(map(self._cache.counts.__getitem__, texts))
-        except KeyError:
-            return sum(map(self.count, texts))
+        # In chunks, each first tried as one C-level pass over the cache (no Python call per
+        # text); a chunk holding a new text is counted text by text. After an append the new
+        # texts sit in the last chunk, so a re-count is C passes plus one small chunk.
+        getitem = self._cache.counts.__getitem__
+        total = 0
+        for start in range(0, len(texts), _CHUNK):
+            chunk = texts[start : start + _CHUNK]
+            try:
+                total += sum(map(getitem, chunk))
+            except KeyError:
+                total += sum(map(self.count, chunk))
+        return total

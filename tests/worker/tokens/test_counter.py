@@ -343,3 +343,20 @@ def test_inline_fast_paths_agree_with_the_part_rules(message: ModelMessage) -> N
     assert inline == by_rule
     assert media == rule_media == 0
     assert chat_messages == (1 if isinstance(message, ModelResponse) else len(message.parts))
+
+
+def test_recount_with_changes_spread_over_a_long_history_is_exact(encoded: list[str]) -> None:
+    counter = TokenCounter()
+    messages = history(600, tag="long")  # thousands of text pieces: the cache is read in chunks
+    counter.count_messages(messages)
+    encoded.clear()
+
+    messages[0] = ModelRequest(parts=[UserPromptPart("a replaced first question")])
+    messages[700] = ModelResponse(parts=[TextPart("a replaced answer in the middle")])
+    messages.append(ModelRequest(parts=[UserPromptPart("a new last question")]))
+
+    recount = counter.count_messages(messages)
+    encoded_by_recount = sorted(encoded)
+
+    assert encoded_by_recount == ["a new last question", "a replaced answer in the middle", "a replaced first question"]
+    assert recount == TokenCounter().count_messages(messages)
