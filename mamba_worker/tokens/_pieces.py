@@ -201,8 +201,8 @@ def collect_messages(messages: Iterable[object], texts: list[str]) -> tuple[int,
     """
     # The hot loop of a re-count, where everything else is a cache hit; so it is written flat:
     # locals only, and the four most common part shapes handled inline (a Python call per part
-    # would double the cost). Each inline branch does exactly what that class's
-    # rule does (tests/worker/tokens pins this); every other part goes through its rule.
+    # costs a third more). Each inline branch does exactly what that class's rule does
+    # (tests/worker/tokens pins this); every other part goes through its rule.
     append = texts.append
     rules = RULES_BY_CLASS
     to_json = pydantic_core.to_json
@@ -218,7 +218,7 @@ def collect_messages(messages: Iterable[object], texts: list[str]) -> tuple[int,
                 elif isinstance(response_part, ToolCallPart):
                     append(response_part.tool_name)
                     args = response_part.args
-                    if type(args) is str:
+                    if isinstance(args, str):
                         append(args)
                     elif args:
                         append(to_json(args).decode())
