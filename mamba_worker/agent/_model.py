@@ -35,10 +35,12 @@ class ResilientModel(WrapperModel):
     def __init__(self, wrapped: Model, *, retry: ErrorRecoveryConfig, breaker: CircuitBreaker | None = None) -> None:
         super().__init__(wrapped)
         self._breaker = breaker
+        # Only what the user set explicitly overrides the retry_level preset; the rest comes from it.
+        chosen = retry.model_fields_set
         self._retrying = create_retry_decorator(
-            max_attempts=retry.max_retries + 1,
-            base_wait=retry.base_wait,
-            max_wait=retry.max_wait,
+            max_attempts=retry.max_retries + 1 if "max_retries" in chosen else None,
+            base_wait=retry.base_wait if "base_wait" in chosen else None,
+            max_wait=retry.max_wait if "max_wait" in chosen else None,
             retry_level=retry.retry_level,
         )
 

@@ -108,6 +108,9 @@ class OfflineModel(FunctionModel):
 
 
 def _reply(messages: Sequence[ModelMessage], info: AgentInfo) -> _Reply:
+    finishing = _finishing_tool(info)
+    if finishing is not None:
+        return _finishing_reply(messages, info, finishing)
     last = messages[-1] if messages else None
     parts = last.parts if isinstance(last, ModelRequest) else ()
     returns = [part for part in parts if isinstance(part, ToolReturnPart)]
@@ -125,6 +128,41 @@ def _reply(messages: Sequence[ModelMessage], info: AgentInfo) -> _Reply:
         expression, value = found
         return _as_output(f"{expression} = {format_number(value)}", info, len(messages), value=value)
     return _as_output(HELP_TEXT, info, len(messages))
+
+
+def _finishing_tool(info: AgentInfo) -> ToolDefinition | None:
+    """A ``final_answer``-style tool (as ReAct offers): the way to give an answer in that loop."""
+    for tool in info.function_tools:
+        properties = tool.parameters_json_schema.get("properties", {})
+        if tool.name.endswith("final_answer") and "answer" in properties:
+            return tool
+    return None
+
+
+def _finishing_reply(messages: Sequence[ModelMessage], info: AgentInfo, finishing: ToolDefinition) -> _Reply:
+    """In a loop that ends with a finishing tool: run the task's /tool once, then answer through it."""
+    seq = len(messages)
+    requests = [message for message in messages if isinstance(message, ModelRequest)]
+    returns = [
+        part
+        for message in requests
+        for part in message.parts
+        if isinstance(part, ToolReturnPart) and part.tool_name != finishing.name
+    ]
+    if returns:
+        return _Call(finishing.name, {"answer": _describe_returns(returns)}, _call_id(seq))
+    task = next(
+        (part.content for message in requests for part in message.parts if isinstance(part, UserPromptPart)), ""
+    )
+    task = task.strip() if isinstance(task, str) else ""
+    if task.startswith(_TOOL_COMMAND + " "):
+        reply = _tool_command(task, info, seq)
+        if isinstance(reply, _Call):
+            return reply
+        return _Call(finishing.name, {"answer": reply.text}, _call_id(seq))
+    found = find_and_evaluate(task)
+    answer = f"{found[0]} = {format_number(found[1])}" if found is not None else HELP_TEXT
+    return _Call(finishing.name, {"answer": answer}, _call_id(seq))
 
 
 def _tool_command(prompt: str, info: AgentInfo, seq: int) -> _Reply:

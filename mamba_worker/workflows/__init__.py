@@ -53,5 +53,6 @@ __all__ = [
     "WorkflowState",
     "WorkflowStep",
     "WorkflowTimeoutError",
+    "execute_tool_call",
     "step",
 ]

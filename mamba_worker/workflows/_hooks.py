@@ -39,9 +39,9 @@ class WorkflowHooks:
 
     async def trigger(self, name: str, *args: Any) -> None:
         """Call hook ``name`` with ``args`` if it is set, awaiting it when it is async."""
-        if name not in {f.name for f in fields(self)}:
-            raise AttributeError(f"{type(self).__name__} has no hook {name!r}")
-        hook: Hook | None = getattr(self, name)
+        # A workflow may fire hooks this class does not have (ReAct's on_thought on plain
+        # WorkflowHooks): those are simply not set.
+        hook: Hook | None = getattr(self, name, None) if name in {f.name for f in fields(self)} else None
         if hook is None:
             return
         try:

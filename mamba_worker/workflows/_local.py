@@ -9,9 +9,9 @@ from types import TracebackType
 from typing import Any
 
 from pydantic import ValidationError
-from pydantic_ai import ModelRetry
+from pydantic_ai import ModelRetry, ToolFailed
 from pydantic_ai.direct import model_request
-from pydantic_ai.messages import ModelMessage, ModelResponse, RetryPromptPart, ToolCallPart, ToolReturnPart
+from pydantic_ai.messages import ModelMessage, ModelResponse, ToolCallPart, ToolReturnPart
 from pydantic_ai.models import ModelRequestParameters
 from pydantic_ai.tools import RunContext, ToolDefinition
 from pydantic_ai.toolsets import AbstractToolset, CombinedToolset, FunctionToolset
@@ -99,9 +99,7 @@ class LocalStepContext:
 
     async def call_tool(self, call: ToolCallPart, *, retries: int = 0) -> ToolOutcome:
         """Execute ``call``; any failure becomes a readable result for the model."""
-        return await execute_tool_call(
-            self._toolset, await self._get_tools(), self._run_context, call, retries=retries
-        )
+        return await execute_tool_call(self._toolset, await self._get_tools(), self._run_context, call, retries=retries)
 
     def count_tokens(self, messages: Sequence[ModelMessage]) -> int:
         """Tokens in ``messages`` (cached per message by the agent's counter)."""
@@ -134,9 +132,10 @@ async def execute_tool_call(
 ) -> ToolOutcome:
     """Validate and run one tool call through pydantic-ai's toolset API.
 
-    Unknown tools, invalid arguments and `ModelRetry` become a `RetryPromptPart` (the model can fix
-    its call); an exception from the tool is retried up to ``retries`` times, then becomes a
-    `ToolReturnPart` carrying the error text, so the model can react instead of the run crashing.
+    Unknown tools, invalid arguments and `ModelRetry` become a return with ``outcome="retried"``
+    (the model can fix its call); `ToolFailed` becomes ``outcome="failed"`` at once; any other
+    exception is retried up to ``retries`` times, then becomes ``outcome="failed"`` carrying the error
+    text, so the model can react instead of the run crashing.
     Shared by the in-process and the durable drivers.
     """
     tool = tools.get(call.tool_name)
@@ -154,6 +153,9 @@ async def execute_tool_call(
             result = await toolset.call_tool(call.tool_name, args, ctx, tool)
         except ModelRetry as retry:
             return _retry(call, str(retry))
+        except ToolFailed as failed:
+            # A definitive failure (file not found, sandbox refusal): retrying cannot help.
+            return _failed(call, failed.message)
         except Exception as error:
             last_error = error
             logger.warning("tool %s failed (attempt %d of %d): %s", call.tool_name, attempt + 1, retries + 1, error)
@@ -161,13 +163,16 @@ async def execute_tool_call(
         return ToolOutcome(
             part=ToolReturnPart(tool_name=call.tool_name, content=result, tool_call_id=call.tool_call_id)
         )
-    message = f"Error: tool {call.tool_name!r} failed: {type(last_error).__name__}: {last_error}"
-    return ToolOutcome(
-        part=ToolReturnPart(tool_name=call.tool_name, content=message, tool_call_id=call.tool_call_id),
-        is_error=True,
+    return _failed(call, f"tool {call.tool_name!r} failed: {type(last_error).__name__}: {last_error}")
+
+
+def _failed(call: ToolCallPart, message: str) -> ToolOutcome:
+    part = ToolReturnPart(
+        tool_name=call.tool_name, content=f"Error: {message}", tool_call_id=call.tool_call_id, outcome="failed"
     )
+    return ToolOutcome(part=part, is_error=True)
 
 
 def _retry(call: ToolCallPart, message: str) -> ToolOutcome:
-    part = RetryPromptPart(content=message, tool_name=call.tool_name, tool_call_id=call.tool_call_id)
+    part = ToolReturnPart(tool_name=call.tool_name, content=message, tool_call_id=call.tool_call_id, outcome="retried")
     return ToolOutcome(part=part, is_error=True)

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from pydantic_ai.messages import ModelMessage, ModelResponse, RetryPromptPart, ToolCallPart, ToolReturnPart
+from pydantic_ai.messages import ModelMessage, ModelResponse, ToolCallPart, ToolReturnPart
 from pydantic_ai.tools import ToolDefinition
 
 from mamba_worker.context import CompactionOutcome
@@ -101,8 +101,9 @@ StepEvent = ThoughtEvent | ActionEvent | ObservationEvent | CompactionEvent
 class ToolOutcome:
     """The message part a tool call produced, ready to append to the history."""
 
-    part: ToolReturnPart | RetryPromptPart
-    """A return for the model, or a retry prompt telling it what went wrong."""
+    part: ToolReturnPart
+    """The return for the model; its ``outcome`` is ``retried`` (the model should fix its call) or
+    ``failed`` (the tool failed; the content says why) when the call did not succeed."""
     is_error: bool = False
     """The call failed (the part carries a readable error for the model)."""
     reused: bool = False

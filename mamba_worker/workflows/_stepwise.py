@@ -73,7 +73,10 @@ class StepWorkflow(Workflow[DepsT, OutputT, StateT], Generic[DepsT, OutputT, Sta
     initial_step: ClassVar[str]
 
     def __init__(
-        self, agent: Agent[Any, Any] | None = None, *, config: WorkflowConfig | None = None,
+        self,
+        agent: Agent[Any, Any] | None = None,
+        *,
+        config: WorkflowConfig | None = None,
         hooks: WorkflowHooks | None = None,
     ) -> None:
         super().__init__(config=config, hooks=hooks)

@@ -29,7 +29,8 @@ def masked_settings(settings: AgentSettings) -> dict[str, Any]:
 
     # Dump in python mode so SecretStr objects survive to be masked here, then make it JSON-safe.
     data: dict[str, Any] = walk(settings.model_dump(mode="python"))
-    return json.loads(json.dumps(data, default=str))
+    safe: dict[str, Any] = json.loads(json.dumps(data, default=str))
+    return safe
 
 
 @click.group(name="config")

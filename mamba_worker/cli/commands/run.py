@@ -34,11 +34,7 @@ def run(prompt: str, model_name: str | None, max_iterations: int, as_json: bool)
         model = OFFLINE
         stderr.print(f"[yellow]{SWITCH_HINT}[/yellow]")
     agent: Agent[None, str] = Agent(model, settings=settings)
-    hooks = ReActHooks(
-        on_thought=lambda state, text: as_json or stderr.print(f"[cyan]think[/cyan]  {text}"),
-        on_action=lambda state, tool, args: as_json or stderr.print(f"[magenta]act[/magenta]    {tool} {args}"),
-        on_observation=lambda state, obs, err: as_json or stderr.print(f"[green]observe[/green] {obs[:200]}"),
-    )
+    hooks = ReActHooks() if as_json else _progress_hooks()
     workflow = ReActWorkflow(agent, config=ReActConfig(max_iterations=max_iterations), hooks=hooks)
     result = workflow.run_sync(prompt)
     usage = agent.get_usage()
@@ -69,3 +65,18 @@ def run(prompt: str, model_name: str | None, max_iterations: int, as_json: bool)
         )
     if not result.success:
         raise SystemExit(1)
+
+
+def _progress_hooks() -> ReActHooks:
+    """Hooks that show each step on stderr as it happens."""
+
+    def thought(state: object, text: str) -> None:
+        stderr.print(f"[cyan]think[/cyan]    {text}")
+
+    def action(state: object, tool: str, args: object) -> None:
+        stderr.print(f"[magenta]act[/magenta]      {tool} {args}")
+
+    def observation(state: object, content: str, is_error: bool) -> None:
+        stderr.print(f"[{'red' if is_error else 'green'}]observe[/]  {content[:200]}")
+
+    return ReActHooks(on_thought=thought, on_action=action, on_observation=observation)

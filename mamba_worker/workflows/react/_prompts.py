@@ -15,6 +15,7 @@ _BUILTIN_SYSTEM = (
     "When you know the answer, call the `{final}` tool with the complete answer as `answer`."
 )
 _BUILTIN_ITERATION = "Iteration {iteration} of {max_iterations}. Continue, or call `{final}` with your answer."
+_BUILTIN_FORCE = "You have been reasoning without acting: call a tool now, or `{final}` if you can answer."
 
 
 def render_system_prompt(
@@ -39,27 +40,36 @@ def render_system_prompt(
 
 
 def render_iteration_prompt(
-    prompts: PromptManager, config: ReActConfig, *, iteration: int, scratchpad: Sequence[ScratchpadEntry]
+    prompts: PromptManager,
+    config: ReActConfig,
+    *,
+    iteration: int,
+    task: str,
+    scratchpad: Sequence[ScratchpadEntry],
+    force_action: bool,
 ) -> str:
-    """The nudge added after an iteration (``iteration`` is 1-based: the one about to start)."""
+    """The prompt that opens the next iteration (``iteration`` is 1-based: the one about to start).
+
+    It repeats the task, because compaction may have removed the first message by now.
+    """
     if config.iteration_prompt_template is None:
-        return _BUILTIN_ITERATION.format(
+        text = _BUILTIN_ITERATION.format(
             iteration=iteration, max_iterations=config.max_iterations, final=config.final_answer_tool_name
         )
+        if force_action:
+            text += " " + _BUILTIN_FORCE.format(final=config.final_answer_tool_name)
+        return f"Task: {task}\n{text}"
     template = config.iteration_prompt_template
     variables = {
         "iteration": iteration,
         "max_iterations": config.max_iterations,
+        "task": task,
         "scratchpad": [entry.model_dump(mode="json") for entry in scratchpad[-6:]],
+        "force_action": force_action,
         "final_answer_tool_name": config.final_answer_tool_name,
+        "reasoning_prefix": config.reasoning_prefix,
+        "action_prefix": config.action_prefix,
+        "observation_prefix": config.observation_prefix,
         **template.variables,
     }
     return prompts.render(template.name, version=template.version, **variables).strip()
-
-
-def nudge_to_act(config: ReActConfig, thoughts: int) -> str:
-    """What the model is told after ``thoughts`` replies in a row without a tool call."""
-    return (
-        f"You have replied {thoughts} times without calling a tool. Act now: call one of the tools, "
-        f"or call `{config.final_answer_tool_name}` with your final answer."
-    )

@@ -13,7 +13,6 @@ from typing import Any, ClassVar
 from pydantic_ai.messages import (
     ModelRequest,
     ModelResponse,
-    RetryPromptPart,
     SystemPromptPart,
     TextPart,
     ToolReturnPart,
@@ -38,7 +37,7 @@ from mamba_worker.workflows._step import (
 from mamba_worker.workflows._stepwise import StepWorkflow, step
 from mamba_worker.workflows.react._config import ReActConfig
 from mamba_worker.workflows.react._hooks import ReActHooks
-from mamba_worker.workflows.react._prompts import nudge_to_act, render_iteration_prompt, render_system_prompt
+from mamba_worker.workflows.react._prompts import render_iteration_prompt, render_system_prompt
 from mamba_worker.workflows.react._state import ReActState, ScratchpadEntry
 
 
@@ -110,13 +109,17 @@ class ReActWorkflow(StepWorkflow[None, str, ReActState]):
             system = render_system_prompt(
                 self.prompts, self.react_config, tools=await ctx.tool_definitions(), agent_prompt=state.system_prompt
             )
-            state.messages.append(ModelRequest(parts=[SystemPromptPart(content=system), UserPromptPart(content=state.task)]))
+            state.messages.append(
+                ModelRequest(parts=[SystemPromptPart(content=system), UserPromptPart(content=state.task)])
+            )
         response = await ctx.request(state.messages, extra_tools=[self.final_answer_tool])
         state.messages.append(response)
         thought = "\n".join(part.content for part in response.parts if isinstance(part, TextPart)).strip()
         if thought:
             if self.react_config.expose_reasoning:
-                state.scratchpad.append(ScratchpadEntry(entry_type="thought", content=thought, iteration=state.iteration))
+                state.scratchpad.append(
+                    ScratchpadEntry(entry_type="thought", content=thought, iteration=state.iteration)
+                )
             ctx.emit(ThoughtEvent(text=thought))
         return Next(step="act") if response.tool_calls else Next(step="observe")
 
@@ -125,7 +128,7 @@ class ReActWorkflow(StepWorkflow[None, str, ReActState]):
         """Execute the tool calls of the last response; ``final_answer`` records the answer."""
         response = state.messages[-1]
         assert isinstance(response, ModelResponse), "act runs right after think"
-        parts: list[ToolReturnPart | RetryPromptPart] = []
+        parts: list[ToolReturnPart] = []
         for call in response.tool_calls:
             args = call.args_as_dict()
             state.scratchpad.append(
@@ -143,14 +146,17 @@ class ReActWorkflow(StepWorkflow[None, str, ReActState]):
                 if isinstance(answer, str) and answer.strip():
                     state.final_answer = answer
                     parts.append(
-                        ToolReturnPart(tool_name=call.tool_name, content="Final answer recorded.", tool_call_id=call.tool_call_id)
+                        ToolReturnPart(
+                            tool_name=call.tool_name, content="Final answer recorded.", tool_call_id=call.tool_call_id
+                        )
                     )
                 else:
                     parts.append(
-                        RetryPromptPart(
-                            content="`answer` must be a non-empty string with your final answer.",
+                        ToolReturnPart(
                             tool_name=call.tool_name,
+                            content="`answer` must be a non-empty string with your final answer.",
                             tool_call_id=call.tool_call_id,
+                            outcome="retried",
                         )
                     )
                 continue
@@ -166,18 +172,24 @@ class ReActWorkflow(StepWorkflow[None, str, ReActState]):
         last = state.messages[-1]
         if isinstance(last, ModelRequest):
             for part in last.parts:
-                if isinstance(part, ToolReturnPart | RetryPromptPart) and part.tool_name != self.react_config.final_answer_tool_name:
-                    is_error = isinstance(part, RetryPromptPart) or str(part.content).startswith("Error:")
-                    text = part.model_response() if isinstance(part, RetryPromptPart) else part.model_response_str()
+                if isinstance(part, ToolReturnPart) and part.tool_name != self.react_config.final_answer_tool_name:
+                    is_error = part.outcome != "success"
+                    text = part.model_response_str()
                     state.scratchpad.append(
                         ScratchpadEntry(
-                            entry_type="observation", content=text, iteration=state.iteration,
-                            tool_name=part.tool_name, is_error=is_error,
+                            entry_type="observation",
+                            content=text,
+                            iteration=state.iteration,
+                            tool_name=part.tool_name,
+                            is_error=is_error,
                         )
                     )
                     ctx.emit(
                         ObservationEvent(
-                            tool_name=part.tool_name or "", content=text, is_error=is_error, tool_call_id=part.tool_call_id
+                            tool_name=part.tool_name,
+                            content=text,
+                            is_error=is_error,
+                            tool_call_id=part.tool_call_id,
                         )
                     )
         if state.final_answer is not None:
@@ -188,16 +200,20 @@ class ReActWorkflow(StepWorkflow[None, str, ReActState]):
         if isinstance(last, ModelResponse):
             # The model replied without acting.
             state.consecutive_thoughts += 1
-            if state.consecutive_thoughts >= self.react_config.max_consecutive_thoughts:
-                prompt = nudge_to_act(self.react_config, state.consecutive_thoughts)
-            else:
-                prompt = self._iteration_prompt(state)
-            state.messages.append(ModelRequest(parts=[UserPromptPart(content=prompt)]))
-        else:
-            last.parts = [*last.parts, UserPromptPart(content=self._iteration_prompt(state))]
+        force = state.consecutive_thoughts >= self.react_config.max_consecutive_thoughts
+        prompt = render_iteration_prompt(
+            self.prompts,
+            self.react_config,
+            iteration=state.iteration + 1,
+            task=state.task,
+            scratchpad=state.scratchpad,
+            force_action=force,
+        )
+        # Its own request (not appended to the tool returns): each iteration then starts a turn,
+        # which is where compaction may cut the history without splitting a tool call from its return.
+        state.messages.append(ModelRequest(parts=[UserPromptPart(content=prompt)]))
         compact = (
-            self.react_config.auto_compact_in_workflow
-            and ctx.count_tokens(state.messages) >= ctx.compaction_threshold
+            self.react_config.auto_compact_in_workflow and ctx.count_tokens(state.messages) >= ctx.compaction_threshold
         )
         return Next(step="compact" if compact else "think", iteration_done=True)
 
@@ -211,11 +227,6 @@ class ReActWorkflow(StepWorkflow[None, str, ReActState]):
         return Next(step="think")
 
     # -- in-process conveniences ----------------------------------------------------------
-
-    def _iteration_prompt(self, state: ReActState) -> str:
-        return render_iteration_prompt(
-            self.prompts, self.react_config, iteration=state.iteration + 1, scratchpad=state.scratchpad
-        )
 
     def step_context(self, state: WorkflowState[ReActState]) -> Any:
         """The in-process context, compacting at ``compact_threshold_ratio`` of the threshold."""

@@ -32,9 +32,7 @@ def test_api_key_is_secret(in_tmp_cwd: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert settings.model_backend.api_key.get_secret_value() == "sk-test-123"
 
 
-def test_priority_env_over_dotenv_over_user_env_over_toml(
-    in_tmp_cwd: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_priority_env_over_dotenv_over_user_env_over_toml(in_tmp_cwd: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     home = Path.home()
     (in_tmp_cwd / "config.toml").write_text('[model_backend]\nmodel = "toml"\ntimeout = 5\nmax_retries = 9\n')
     (home / "mamba.env").write_text("MAMBA_MODEL_BACKEND__MODEL=user\nMAMBA_MODEL_BACKEND__TIMEOUT=6\n")
@@ -95,7 +93,7 @@ def test_unknown_key_in_a_section_is_refused(in_tmp_cwd: Path, monkeypatch: pyte
 
 
 def test_secret_value_never_in_error(in_tmp_cwd: Path) -> None:
-    (in_tmp_cwd / "config.toml").write_text('[model_backend]\napi_key = 12345678\n')
+    (in_tmp_cwd / "config.toml").write_text("[model_backend]\napi_key = 12345678\n")
     # An integer is coerced by nothing: SecretStr requires a string; the message must not echo it.
     with pytest.raises(ConfigurationError) as caught:
         AgentSettings()
