@@ -24,8 +24,10 @@ def insert_ignore(
     dialect's own ``insert`` construct.
     """
     conn = connection(session)
+    # SQLAlchemy 2.x only keeps an INSERT's row count when asked to.
+    options = {"preserve_rowcount": True}
     if conn.dialect.name == "postgresql":
         pg_statement = postgresql.insert(table).values(**values).on_conflict_do_nothing(index_elements=list(conflict))
-        return conn.execute(pg_statement)
+        return conn.execute(pg_statement, execution_options=options)
     lite_statement = sqlite.insert(table).values(**values).on_conflict_do_nothing(index_elements=list(conflict))
-    return conn.execute(lite_statement)
+    return conn.execute(lite_statement, execution_options=options)
