@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from pydantic_ai import models
 
@@ -7,6 +9,27 @@ from tests._support.services import POSTGRES, POSTGRES_URL, RABBITMQ, RABBITMQ_U
 
 # No test may reach a real model API by accident.
 models.ALLOW_MODEL_REQUESTS = False
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _close_event_loops() -> Iterator[None]:
+    """Close the main thread's reusable loop (run_sync's) before pytest checks for leaked resources."""
+    yield
+    import asyncio
+    import warnings
+
+    from mamba_worker.agent import close_thread_event_loop
+
+    close_thread_event_loop()
+    # pydantic-ai's own run_sync leaves a loop set on the main thread; close it too.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            loop = asyncio.get_event_loop_policy().get_event_loop()
+        except RuntimeError:
+            return
+    if not loop.is_running() and not loop.is_closed():
+        loop.close()
 
 
 @pytest.fixture(autouse=True)

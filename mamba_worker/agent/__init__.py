@@ -6,7 +6,7 @@ durable or cli.
 
 from mamba_worker.agent._agent import Agent
 from mamba_worker.agent._config import AgentConfig
-from mamba_worker.agent._event_loop import run_blocking, thread_event_loop
+from mamba_worker.agent._event_loop import close_thread_event_loop, run_blocking, thread_event_loop
 from mamba_worker.agent._model import ResilientModel
 
-__all__ = ["Agent", "AgentConfig", "ResilientModel", "run_blocking", "thread_event_loop"]
+__all__ = ["Agent", "AgentConfig", "ResilientModel", "close_thread_event_loop", "run_blocking", "thread_event_loop"]

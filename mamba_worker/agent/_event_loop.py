@@ -43,3 +43,15 @@ def run_blocking(coro: Coroutine[Any, Any, T]) -> T:
         coro.close()
         raise UsageError("A blocking call (run_sync) was made inside a running event loop; use `await agent.run(...)`.")
     return thread_event_loop().run_until_complete(coro)
+
+
+def close_thread_event_loop() -> None:
+    """Close this thread's loop (at shutdown), after letting pending async generators finish."""
+    loop: asyncio.AbstractEventLoop | None = getattr(_local, "loop", None)
+    if loop is None or loop.is_closed():
+        return
+    try:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    finally:
+        loop.close()
+        _local.loop = None

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 
@@ -15,8 +18,9 @@ class RuntimeSettings(BaseModel):
 
     database_url: SecretStr = SecretStr("sqlite:///.mamba/mamba.db")
     """SQLAlchemy URL of the state store. Default: a SQLite file under ``.mamba/`` in the working directory."""
-    broker_url: SecretStr = SecretStr("sqla+sqlite:///.mamba/broker.db")
-    """Celery broker URL. Default: an embedded broker (a SQLite file) that needs no server."""
+    broker_url: SecretStr = SecretStr("mamba+sqlite:///.mamba/broker.db")
+    """Celery broker URL. Default: the embedded broker (a SQLite file) that needs no server and works
+    across processes on one machine. ``redis://...`` and ``amqp://...`` work by URL."""
     lease_seconds: float = Field(default=60.0, gt=0)
     """How long a running step's lease lasts before the reconciler may re-dispatch it."""
     heartbeat_seconds: float | None = Field(default=None, gt=0)
@@ -25,3 +29,31 @@ class RuntimeSettings(BaseModel):
     """How often the reconciler looks for lost doorbells and expired leases."""
     default_queue: str = "mamba"
     """Queue that steps go to unless a workflow routes them elsewhere."""
+    max_step_attempts: int = Field(default=5, ge=1)
+    """Attempts a step gets (crashes and transient failures included) before the run fails."""
+    retry_backoff_seconds: float = Field(default=1.0, ge=0)
+    """First wait before a step that failed transiently is tried again (doubles per attempt)."""
+    dispatch_grace_seconds: float = Field(default=5.0, ge=0)
+    """The reconciler sends an outbox message the committing worker has not sent after this long."""
+    redispatch_after_seconds: float | None = Field(default=None, gt=0)
+    """A sent step no worker has claimed after this long is sent again; ``None``: ``lease_seconds``."""
+    workflow_modules: list[str] = Field(default_factory=list)
+    """Modules workers import at start-up to register custom workflows and tools."""
+    tool_sandbox: Path | None = None
+    """Directory built-in file tools and ``run_bash`` are confined to in workers (default: the working directory)."""
+    in_doubt_policy: Literal["wait", "rerun", "fail"] = "wait"
+    """What a re-run does with a non-idempotent tool call that may have run: wait for a person, run it again, or fail."""
+    task_events: bool = False
+    """Send Celery task events (what Flower shows); costs a little per step."""
+    embedded_polling_seconds: float = Field(default=0.05, gt=0)
+    """How often workers poll the embedded broker for messages."""
+
+    @property
+    def heartbeat_interval(self) -> float:
+        """Seconds between lease extensions."""
+        return self.heartbeat_seconds if self.heartbeat_seconds is not None else self.lease_seconds / 3
+
+    @property
+    def redispatch_after(self) -> float:
+        """Seconds after which an unclaimed sent step is sent again."""
+        return self.redispatch_after_seconds if self.redispatch_after_seconds is not None else self.lease_seconds

@@ -26,6 +26,9 @@ OBSERVE_TASK = "mamba.observe"
 COMPACT_TASK = "mamba.compact"
 """ReAct: compact the message history."""
 
+RECONCILE_TASK = "mamba.reconcile"
+"""The reconciler's periodic task (Celery beat), for deployments that run it from beat."""
+
 REACT_STEPS: tuple[str, ...] = ("think", "act", "observe", "compact")
 """The ReAct workflow's step names, in cycle order."""
 

@@ -3,6 +3,7 @@
 The tree::
 
     MambaError
+    ├── MigrationError              a store migration left the database inconsistent (rolled back)
     ├── UsageError
     │   └── InvalidCursorError      a list cursor is malformed or from another query
     └── RunError                    a run cannot do what was asked
@@ -132,3 +133,9 @@ class InvalidCursorError(UsageError):
     """A pagination cursor is malformed; pass back exactly the ``next_cursor`` a page returned."""
 
     code = "invalid_cursor"
+
+
+class MigrationError(MambaError):
+    """A schema migration of the store would leave the database inconsistent; it was rolled back."""
+
+    code = "migration_error"

@@ -21,6 +21,7 @@ from alembic.config import Config
 from pydantic import SecretStr
 from sqlalchemy import Connection, Engine, text
 
+from mamba_worker.durable.errors import MigrationError
 from mamba_worker.durable.store._engine import create_engine, is_postgresql
 
 VERSION_TABLE = "mamba_alembic_version"
@@ -59,14 +60,41 @@ def upgrade_database(target: Engine | str | SecretStr, *, revision: str = "head"
     """
     engine = target if isinstance(target, Engine) else create_engine(target)
     try:
-        with engine.begin() as connection:
+        with engine.connect() as connection:
             if is_postgresql(engine):
-                # Held until this transaction ends: concurrent upgraders run one after another.
-                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK_KEY})
-            command.upgrade(alembic_config(connection=connection), revision)
+                _upgrade_postgresql(connection, revision)
+            else:
+                _upgrade_sqlite(connection, revision)
     finally:
         if engine is not target:
             engine.dispose()
+
+
+def _upgrade_postgresql(connection: Connection, revision: str) -> None:
+    with connection.begin():
+        # Held until this transaction ends: concurrent upgraders run one after another.
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK_KEY})
+        command.upgrade(alembic_config(connection=connection), revision)
+
+
+def _upgrade_sqlite(connection: Connection, revision: str) -> None:
+    # Alembic's batch mode recreates a table to alter it; with foreign keys on, dropping the old
+    # table would cascade-delete its children's rows. The pragma is ignored inside a transaction,
+    # so it goes straight to the driver before BEGIN; integrity is checked before the commit.
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    driver.execute("PRAGMA foreign_keys = OFF")
+    try:
+        with connection.begin():  # BEGIN IMMEDIATE: concurrent upgraders run one after another
+            command.upgrade(alembic_config(connection=connection), revision)
+            violations = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+            if violations:
+                raise MigrationError(
+                    f"upgrading the store to {revision!r} broke foreign keys ({violations[:5]!r}); "
+                    "the upgrade was rolled back: fix the migration"
+                )
+    finally:
+        driver.execute("PRAGMA foreign_keys = ON")
 
 
 def current_revision(engine: Engine) -> str | None:

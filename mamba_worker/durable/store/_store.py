@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Engine, Row, Select, and_, or_, select
+from sqlalchemy import Engine, and_, or_, select
 from sqlmodel import Session
 from sqlmodel import select as orm_select
 
-from mamba_client.schemas import Event, EventAdapter, Run, RunPage, RunStatus, StepRecord, StepStatus, Usage
-from mamba_worker.durable.errors import InvalidCursorError, RunNotFoundError
+from mamba_client.schemas import Event, EventAdapter, Run, RunPage, RunStatus, StepRecord, StepStatus
+from mamba_worker.durable.errors import RunNotFoundError
+from mamba_worker.durable.store._convert import STEP_COLUMNS, decode_cursor, encode_cursor, run_select, to_run, to_step
 from mamba_worker.durable.store._engine import read_only
 from mamba_worker.durable.store._runs import load_run_txn
 from mamba_worker.durable.store._steps import load_step_txn
@@ -35,9 +32,6 @@ from mamba_worker.durable.store._tables import (
 from mamba_worker.durable.store._types import utcnow
 
 _TERMINAL = [status for status in RunStatus if status.is_terminal]
-# Everything but the state document, which can be large and which the API never shows.
-_RUN_COLUMNS = [column for column in RUNS.c if column.name != "state"]
-_STEP_COLUMNS = [column for column in STEPS.c if column.name != "checkpoint"]
 
 
 class RunStore:
@@ -82,10 +76,10 @@ class RunStore:
             RunNotFoundError: No run has this id.
         """
         with self._read() as session:
-            row = session.connection().execute(_run_select().where(RUNS.c.id == run_id)).first()
+            row = session.connection().execute(run_select().where(RUNS.c.id == run_id)).first()
         if row is None:
             raise RunNotFoundError(f"no run with id {run_id!r}", run_id=run_id)
-        return _to_run(row)
+        return to_run(row)
 
     def get_run_row(self, run_id: str) -> RunRow:
         """The run's full row, state document included (for the runtime).
@@ -99,8 +93,8 @@ class RunStore:
     def get_run_by_idempotency_key(self, idempotency_key: str) -> Run | None:
         """The run submitted with this idempotency key, if any."""
         with self._read() as session:
-            row = session.connection().execute(_run_select().where(RUNS.c.idempotency_key == idempotency_key)).first()
-        return None if row is None else _to_run(row)
+            row = session.connection().execute(run_select().where(RUNS.c.idempotency_key == idempotency_key)).first()
+        return None if row is None else to_run(row)
 
     def list_runs(
         self,
@@ -117,30 +111,30 @@ class RunStore:
         Raises:
             InvalidCursorError: ``cursor`` is not a ``next_cursor`` this method returned.
         """
-        statement = _run_select().order_by(RUNS.c.created_at.desc(), RUNS.c.id.desc()).limit(limit + 1)
+        statement = run_select().order_by(RUNS.c.created_at.desc(), RUNS.c.id.desc()).limit(limit + 1)
         if status is not None:
             statement = statement.where(RUNS.c.status == status)
         if workflow is not None:
             statement = statement.where(RUNS.c.workflow == workflow)
         if cursor is not None:
-            created_at, run_id = _decode_cursor(cursor)
+            created_at, run_id = decode_cursor(cursor)
             statement = statement.where(
                 or_(RUNS.c.created_at < created_at, and_(RUNS.c.created_at == created_at, RUNS.c.id < run_id))
             )
         with self._read() as session:
             rows = session.connection().execute(statement).all()
-        items = [_to_run(row) for row in rows[:limit]]
-        next_cursor = _encode_cursor(items[-1]) if len(rows) > limit else None
+        items = [to_run(row) for row in rows[:limit]]
+        next_cursor = encode_cursor(items[-1]) if len(rows) > limit else None
         return RunPage(items=items, next_cursor=next_cursor)
 
     # -- steps --------------------------------------------------------------------------------
 
     def get_steps(self, run_id: str) -> list[StepRecord]:
         """The run's steps in order (empty for an unknown run)."""
-        statement = select(*_STEP_COLUMNS).where(STEPS.c.run_id == run_id).order_by(STEPS.c.seq)
+        statement = select(*STEP_COLUMNS).where(STEPS.c.run_id == run_id).order_by(STEPS.c.seq)
         with self._read() as session:
             rows = session.connection().execute(statement).all()
-        return [_to_step(row) for row in rows]
+        return [to_step(row) for row in rows]
 
     def get_step_row(self, run_id: str, seq: int) -> StepRow:
         """One step's full row, checkpoint included.
@@ -243,87 +237,3 @@ class RunStore:
         )
         with self._read() as session:
             return list(session.exec(statement).all())
-
-
-def _run_select() -> Select[Any]:
-    return select(
-        *_RUN_COLUMNS,
-        STEPS.c.name.label("current_step"),
-        STEPS.c.attempt.label("current_attempt"),
-    ).outerjoin(STEPS, and_(STEPS.c.run_id == RUNS.c.id, STEPS.c.seq == RUNS.c.last_seq))
-
-
-def _to_run(row: Row[Any]) -> Run:
-    m = row._mapping
-    return Run(
-        id=m["id"],
-        workflow=m["workflow"],
-        status=m["status"],
-        input=m["input"],
-        model=m["model"],
-        tools=m["tools"],
-        options=m["options"],
-        queue=m["queue"],
-        metadata=m["run_metadata"],
-        idempotency_key=m["idempotency_key"],
-        output=m["output"],
-        error=m["error"],
-        waiting=m["waiting"],
-        usage=_usage_of(m),
-        current_seq=m["last_seq"],
-        current_step=m["current_step"],
-        current_attempt=m["current_attempt"] or 0,
-        cancel_requested=m["cancel_requested"],
-        parent_run_id=m["parent_run_id"],
-        parent_seq=m["parent_seq"],
-        created_at=m["created_at"],
-        updated_at=m["updated_at"],
-        finished_at=m["finished_at"],
-    )
-
-
-def _to_step(row: Row[Any]) -> StepRecord:
-    m = row._mapping
-    return StepRecord(
-        run_id=m["run_id"],
-        seq=m["seq"],
-        name=m["name"],
-        status=m["status"],
-        attempt=m["attempt"],
-        worker=m["lease_owner"],
-        created_at=m["created_at"],
-        started_at=m["started_at"],
-        finished_at=m["finished_at"],
-        error=m["error"],
-        usage=_usage_of(m),
-    )
-
-
-def _usage_of(mapping: Any) -> Usage:
-    return Usage(
-        input_tokens=mapping["input_tokens"],
-        output_tokens=mapping["output_tokens"],
-        cache_read_tokens=mapping["cache_read_tokens"],
-        cache_write_tokens=mapping["cache_write_tokens"],
-        requests=mapping["requests"],
-        cost_usd=mapping["cost_usd"],
-    )
-
-
-def _encode_cursor(last: Run) -> str:
-    raw = json.dumps([last.created_at.isoformat(), last.id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created_at, run_id = json.loads(raw)
-        parsed = datetime.fromisoformat(created_at)
-        if parsed.tzinfo is None or not isinstance(run_id, str):
-            raise ValueError(cursor)
-    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as error:
-        raise InvalidCursorError(
-            f"cursor {cursor!r} is not one this server returned; pass next_cursor as is"
-        ) from error
-    return parsed, run_id

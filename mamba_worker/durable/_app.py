@@ -1,0 +1,59 @@
+"""`create_celery_app`: the Celery application, configured for the durable runtime's invariants."""
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu import Queue
+
+from mamba_worker.config import RuntimeSettings
+from mamba_worker.durable._broker import is_embedded, register_embedded_transport
+
+APP_NAME = "mamba"
+
+
+def create_celery_app(runtime: RuntimeSettings) -> Celery:
+    """Build the Celery app for ``runtime``. Nothing connects until a task is sent or a worker starts.
+
+    The settings are the ones DESIGN.md invariant 5 requires, each for a reason:
+
+    - ``task_acks_late`` + ``task_reject_on_worker_lost``: a message is acknowledged only after its
+      step ran, so a worker killed mid-step leaves the message to be delivered again. (SQL, not
+      the message, decides whether the step runs again: the claim is a conditional UPDATE.)
+    - ``worker_prefetch_multiplier = 1``: a worker holds one message at a time, so a long step does
+      not hide short ones queued behind it.
+    - visibility timeout above the longest lease: Redis must not re-deliver a message while its
+      step's lease is still live; lease expiry, handled by the reconciler, bounds recovery instead.
+    - JSON only, no result backend, ``ignore_result``: tasks carry ids, results live in SQL.
+    """
+    broker_url = runtime.broker_url.get_secret_value()
+    if is_embedded(broker_url):
+        register_embedded_transport()
+    app = Celery(APP_NAME, broker=broker_url, set_as_current=False)
+    transport_options: dict[str, object] = {}
+    if is_embedded(broker_url):
+        transport_options["polling_interval"] = runtime.embedded_polling_seconds
+    else:
+        # Redis/SQS only; harmless elsewhere. Ten times the lease, and at least an hour.
+        transport_options["visibility_timeout"] = max(3600, int(runtime.lease_seconds * 10))
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        result_backend=None,
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        task_default_queue=runtime.default_queue,
+        task_queues=[Queue(runtime.default_queue)],
+        task_create_missing_queues=True,
+        broker_transport_options=transport_options,
+        broker_connection_retry_on_startup=True,
+        worker_send_task_events=runtime.task_events,
+        task_send_sent_event=runtime.task_events,
+        worker_hijack_root_logger=False,
+        worker_enable_remote_control=not is_embedded(broker_url),
+        imports=list(runtime.workflow_modules),
+        enable_utc=True,
+    )
+    return app

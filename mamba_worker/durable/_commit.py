@@ -1,0 +1,181 @@
+"""`commit_step`: THE place where a step is committed.
+
+One transaction writes everything a step produced (DESIGN.md invariant 1): the step's status,
+the run's new state, the step's events, and the next step with its outbox row (or the run's
+final status). Either all of it is in SQL, or none of it is and the step runs again.
+
+Two predicates guard the transaction (invariants 2 and 7):
+
+- the step must still be ``running`` under this worker's lease and attempt
+  (`mark_step_committed_txn`), so a worker whose lease was taken over cannot commit;
+- the run must still be ``running`` and not asked to cancel (`update_run_txn` with guards), so
+  a cancelled run commits nothing more.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, assert_never
+
+from mamba_client.schemas import (
+    ErrorBody,
+    Event,
+    RunFailed,
+    RunStatus,
+    RunSucceeded,
+    StepCommitted,
+    Usage,
+)
+from mamba_worker.durable._faults import FaultPoint, fault
+from mamba_worker.durable._names import step_task_name
+from mamba_worker.durable.errors import LeaseLostError, RunError
+from mamba_worker.durable.store import (
+    RunStore,
+    append_events_txn,
+    insert_outbox_txn,
+    insert_step_txn,
+    load_run_txn,
+    mark_step_committed_txn,
+    update_run_txn,
+)
+from mamba_worker.workflows import Finish, Next, StepResult
+
+
+class RunCancelledError(RunError):
+    """The run was cancelled while the step ran; nothing of the step was committed."""
+
+    code = "run_cancelled"
+
+
+@dataclass(frozen=True, kw_only=True)
+class NextDispatch:
+    """The successor step whose doorbell must be rung after the commit."""
+
+    run_id: str
+    seq: int
+    task_name: str
+    queue: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepCommit:
+    """Everything one step attempt produced, to be committed at once."""
+
+    run_id: str
+    seq: int
+    step: str
+    workflow: str
+    queue: str
+    owner: str
+    attempt: int
+    state: str
+    """The workflow state after the step (JSON text)."""
+    result: StepResult
+    events: list[Event] = field(default_factory=list)
+    """Events the step reported (reasoning, tool calls, model responses)."""
+    usage: Usage = field(default_factory=Usage)
+    """Usage of this attempt's new model calls (already in the ledger; reported in the event)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class CommitOutcome:
+    """What the commit wrote."""
+
+    next: NextDispatch | None
+    """The successor to dispatch; ``None`` when the run ended."""
+    events: list[Event]
+    """The committed events, numbered."""
+    status: RunStatus
+    """The run's status after the commit."""
+
+
+def commit_step(store: RunStore, commit: StepCommit) -> CommitOutcome:
+    """Commit a step attempt in one transaction.
+
+    Raises:
+        LeaseLostError: Another attempt owns the step now; nothing was written.
+        RunCancelledError: The run was cancelled (or stopped) meanwhile; nothing was written.
+    """
+    fault(FaultPoint.BEFORE_STEP_COMMIT)
+    events: list[Event] = list(commit.events)
+    next_dispatch: NextDispatch | None = None
+    with store.session() as session, session.begin():
+        if not mark_step_committed_txn(session, commit.run_id, commit.seq, owner=commit.owner, attempt=commit.attempt):
+            raise LeaseLostError(
+                f"step {commit.seq} of run {commit.run_id!r} is no longer held by {commit.owner} attempt "
+                f"{commit.attempt}; not committing it",
+                run_id=commit.run_id,
+                seq=commit.seq,
+                owner=commit.owner,
+            )
+        match commit.result:
+            case Next(step=next_step):
+                _guarded_update(session, commit, status=None, state=commit.state)
+                next_seq = commit.seq + 1
+                task_name = step_task_name(commit.workflow, next_step)
+                insert_step_txn(session, run_id=commit.run_id, seq=next_seq, name=next_step)
+                insert_outbox_txn(session, run_id=commit.run_id, seq=next_seq, task_name=task_name, queue=commit.queue)
+                next_dispatch = NextDispatch(
+                    run_id=commit.run_id, seq=next_seq, task_name=task_name, queue=commit.queue
+                )
+                events.append(_committed(commit, next_step=next_step))
+                status = RunStatus.RUNNING
+            case Finish(output=output, error=None):
+                status = RunStatus.SUCCEEDED
+                _guarded_update(session, commit, status=status, state=commit.state, output=_jsonable(output))
+                usage = load_run_txn(session, commit.run_id).usage
+                events += [
+                    _committed(commit, next_step=None),
+                    RunSucceeded(run_id=commit.run_id, output=_jsonable(output), usage=usage),
+                ]
+            case Finish(error=message):
+                status = RunStatus.FAILED
+                error = ErrorBody(code="workflow_failed", message=str(message))
+                _guarded_update(session, commit, status=status, state=commit.state, error=error)
+                usage = load_run_txn(session, commit.run_id).usage
+                events += [
+                    _committed(commit, next_step=None),
+                    RunFailed(run_id=commit.run_id, error=error, usage=usage),
+                ]
+            case _:
+                assert_never(commit.result)
+        numbered = append_events_txn(session, events)
+    # Committed. A crash from here on leaves the successor's outbox row unsent; the reconciler
+    # sends it after dispatch_grace_seconds.
+    fault(FaultPoint.AFTER_STEP_COMMIT)
+    return CommitOutcome(next=next_dispatch, events=numbered, status=status)
+
+
+def _guarded_update(session: Any, commit: StepCommit, *, status: RunStatus | None, state: str, **fields: Any) -> None:
+    changes: dict[str, Any] = {"state": state, **fields}
+    if status is not None:
+        changes["status"] = status
+    if not update_run_txn(
+        session,
+        commit.run_id,
+        only_if_status=[RunStatus.RUNNING],
+        only_if_not_cancel_requested=True,
+        **changes,
+    ):
+        raise RunCancelledError(
+            f"run {commit.run_id!r} was cancelled or stopped while step {commit.seq} ran; the step is discarded",
+            run_id=commit.run_id,
+        )
+
+
+def _committed(commit: StepCommit, *, next_step: str | None) -> StepCommitted:
+    return StepCommitted(
+        run_id=commit.run_id,
+        step_seq=commit.seq,
+        step=commit.step,
+        attempt=commit.attempt,
+        next_step=next_step,
+        usage=commit.usage,
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    """Outputs are JSON documents: pydantic models and dataclasses are dumped, the rest kept."""
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(Any).dump_python(value, mode="json")

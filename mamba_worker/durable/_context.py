@@ -1,0 +1,223 @@
+"""`DurableStepContext`: the durable driver's side of the step contract.
+
+The same steps that run in-process run here, one per Celery task; the difference is that every
+model response and tool result goes through the ledgers (`_recording`), and everything the step
+reports becomes an event committed with the step.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any
+
+from pydantic_ai.direct import model_request
+from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart
+from pydantic_ai.models import ModelRequestParameters
+from pydantic_ai.tools import RunContext, ToolDefinition
+from pydantic_ai.toolsets import FunctionToolset
+from pydantic_ai.toolsets.abstract import ToolsetTool
+from pydantic_ai.usage import RunUsage
+
+from mamba_client.schemas import (
+    Compacted,
+    Event,
+    ModelResponseRecorded,
+    ReasoningRecorded,
+    ToolCallFinished,
+    ToolCallRef,
+    ToolCallStarted,
+    Usage,
+)
+from mamba_worker.config import CompactionConfig
+from mamba_worker.context import CompactionOutcome, get_strategy
+from mamba_worker.durable._recording import RecordingModel, ToolLedger
+from mamba_worker.durable._registry import RegisteredTool
+from mamba_worker.durable._runtime import Runtime
+from mamba_worker.workflows import (
+    ActionEvent,
+    CompactionEvent,
+    ObservationEvent,
+    StepEvent,
+    ThoughtEvent,
+    ToolOutcome,
+    execute_tool_call,
+)
+
+
+class DurableStepContext:
+    """Runs one attempt of one step's model requests and tool calls through the ledgers.
+
+    Args:
+        runtime: The process's runtime (store, models, registry).
+        run_id: The run.
+        seq: The step.
+        attempt: This attempt (from the claim).
+        model_name: The run's model.
+        tools: The run's tools.
+        compaction: Compaction settings.
+        compaction_ratio: Fraction of the trigger threshold at which to compact.
+    """
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        run_id: str,
+        seq: int,
+        attempt: int,
+        model_name: str | None,
+        tools: Sequence[RegisteredTool],
+        compaction: CompactionConfig,
+        compaction_ratio: float = 1.0,
+    ) -> None:
+        self._runtime = runtime
+        self._run_id = run_id
+        self._seq = seq
+        self._attempt = attempt
+        self._compaction = compaction
+        self._ratio = compaction_ratio
+        self.usage = Usage()
+        """Usage of the model calls this attempt made (replayed responses add nothing)."""
+        self.events: list[Event] = []
+        """Events to commit with the step."""
+        self.model = RecordingModel(
+            runtime.model(model_name),
+            store=runtime.store,
+            run_id=run_id,
+            seq=seq,
+            attempt=attempt,
+            costs=runtime.costs,
+            on_response=self._on_response,
+        )
+        self._tools = {tool.name: tool for tool in tools}
+        self._toolset: FunctionToolset[Any] = FunctionToolset([tool.tool for tool in tools])
+        self._ledger = ToolLedger(
+            runtime.store, run_id=run_id, seq=seq, attempt=attempt, in_doubt_policy=runtime.runtime.in_doubt_policy
+        )
+        self._run_context: RunContext[Any] = RunContext(deps=None, model=self.model, usage=RunUsage())
+        self._toolset_tools: dict[str, ToolsetTool[Any]] | None = None
+
+    async def __aenter__(self) -> DurableStepContext:
+        await self._toolset.__aenter__()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._toolset.__aexit__(exc_type, exc, tb)
+
+    @property
+    def run_id(self) -> str:
+        """The run's id."""
+        return self._run_id
+
+    @property
+    def attempt(self) -> int:
+        """This attempt's number (1 for the first)."""
+        return self._attempt
+
+    async def _get_tools(self) -> dict[str, ToolsetTool[Any]]:
+        if self._toolset_tools is None:
+            self._toolset_tools = await self._toolset.get_tools(self._run_context)
+        return self._toolset_tools
+
+    async def tool_definitions(self) -> list[ToolDefinition]:
+        """The run's tools, as the model sees them."""
+        return [tool.tool_def for tool in (await self._get_tools()).values()]
+
+    async def request(
+        self, messages: Sequence[ModelMessage], *, extra_tools: Sequence[ToolDefinition] = ()
+    ) -> ModelResponse:
+        """One model request (or its recorded response, on a re-run)."""
+        params = ModelRequestParameters(
+            function_tools=[*await self.tool_definitions(), *extra_tools], allow_text_output=True
+        )
+        return await model_request(self.model, list(messages), model_request_parameters=params)
+
+    async def call_tool(self, call: ToolCallPart, *, retries: int = 0) -> ToolOutcome:
+        """Execute one tool call through the ledger (a finished call is never run twice)."""
+        registered = self._tools.get(call.tool_name)
+        idempotent = registered.idempotent if registered is not None else True  # unknown tool: nothing runs
+        tools = await self._get_tools()
+
+        async def execute() -> ToolOutcome:
+            return await execute_tool_call(self._toolset, tools, self._run_context, call, retries=retries)
+
+        self._step_event(
+            ToolCallStarted, tool_call_id=call.tool_call_id, tool_name=call.tool_name, args=call.args_as_dict()
+        )
+        outcome = await self._ledger.run(
+            tool_call_id=call.tool_call_id,
+            tool_name=call.tool_name,
+            idempotent=idempotent,
+            args_json=json.dumps(call.args_as_dict(), default=str),
+            execute=execute,
+        )
+        self._step_event(
+            ToolCallFinished,
+            tool_call_id=call.tool_call_id,
+            tool_name=call.tool_name,
+            result=_jsonable(outcome.part.content),
+        )
+        return outcome
+
+    def count_tokens(self, messages: Sequence[ModelMessage]) -> int:
+        """Tokens in ``messages`` (the process-wide counter caches per message)."""
+        return self._runtime.counter.count_messages(messages)
+
+    @property
+    def compaction_threshold(self) -> int:
+        """Tokens at which the history is compacted."""
+        return int(self._compaction.trigger_threshold_tokens * self._ratio)
+
+    async def compact(self, messages: Sequence[ModelMessage]) -> CompactionOutcome:
+        """Compact with the configured strategy (LLM strategies use the run's recorded model)."""
+        strategy = get_strategy(self._compaction.strategy)
+        return await strategy.compact(
+            list(messages), config=self._compaction, counter=self._runtime.counter, model=self.model
+        )
+
+    def emit(self, event: StepEvent) -> None:
+        """Turn what the step reports into events committed with the step."""
+        match event:
+            case ThoughtEvent(text=text):
+                self._step_event(ReasoningRecorded, entry_type="thought", content=text)
+            case ActionEvent(tool_name=tool, args=args):
+                self._step_event(
+                    ReasoningRecorded, entry_type="action", content=f"{tool}({json.dumps(args, default=str)})"
+                )
+            case ObservationEvent(content=content):
+                self._step_event(ReasoningRecorded, entry_type="observation", content=content)
+            case CompactionEvent(outcome=outcome):
+                self._step_event(
+                    Compacted,
+                    strategy=outcome.strategy,
+                    messages_before=outcome.removed_count + len(outcome.messages),
+                    messages_after=len(outcome.messages),
+                    tokens_before=outcome.tokens_before,
+                    tokens_after=outcome.tokens_after,
+                )
+
+    def _on_response(self, response: ModelResponse, usage: Usage, replayed: bool) -> None:
+        self.usage = self.usage + usage
+        text = "\n".join(part.content for part in response.parts if isinstance(part, TextPart)) or None
+        self._step_event(
+            ModelResponseRecorded,
+            model=response.model_name,
+            text=text,
+            tool_calls=[ToolCallRef(tool_call_id=c.tool_call_id, tool_name=c.tool_name) for c in response.tool_calls],
+            finish_reason=response.finish_reason,
+            usage=usage,
+        )
+
+    def _step_event(self, kind: type[Any], **fields: Any) -> None:
+        self.events.append(kind(run_id=self._run_id, step_seq=self._seq, **fields))
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        return json.loads(json.dumps(value, default=str))
+    except (TypeError, ValueError):
+        return str(value)

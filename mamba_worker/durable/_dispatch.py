@@ -1,0 +1,40 @@
+"""`Dispatcher`: rings a step's doorbell (sends its Celery task) and records that it did."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from celery import Celery
+
+from mamba_worker.durable.store import RunStore, mark_dispatched_txn
+
+logger = logging.getLogger(__name__)
+
+
+class Dispatcher:
+    """Sends step tasks by name (it never imports the task functions) and stamps the outbox.
+
+    Args:
+        app: The Celery app (its producer pool is reused: never one connection per publish).
+        store: Where the outbox lives.
+    """
+
+    def __init__(self, app: Celery, store: RunStore) -> None:
+        self._app = app
+        self._store = store
+
+    def send(self, *, run_id: str, seq: int, task_name: str, queue: str) -> str:
+        """Send the task of step ``seq`` and mark its outbox row dispatched; returns the task id.
+
+        The message goes out before the stamp. A crash between the two leaves the row
+        undispatched, so the reconciler sends it again; the second message is harmless because
+        only one worker can claim the step. The other order could lose the message for good.
+        """
+        task_id = f"{run_id}:{seq}:{uuid.uuid4().hex[:8]}"
+        # Only ids travel: the state is in SQL, so messages stay tiny and never go stale.
+        self._app.send_task(task_name, args=[run_id, seq], queue=queue, task_id=task_id, ignore_result=True)
+        with self._store.session() as session, session.begin():
+            mark_dispatched_txn(session, run_id, seq, task_id=task_id)
+        logger.debug("dispatched %s for run %s step %s on %s", task_name, run_id, seq, queue)
+        return task_id

@@ -1,0 +1,63 @@
+"""`EventPublisher`: pushes committed events live, after the commit (DESIGN.md invariant 10).
+
+SQL holds every event (gap-free per-run ``seq``); this is only the fast path for watchers. Where
+the broker is Redis, each event is published on ``mamba:events:<run_id>`` and appended to the
+capped stream ``mamba:stream:<run_id>``. A subscriber that reconnects reads what it missed from
+SQL (``RunStore.get_events(after_seq=...)``), so a lost publish loses nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import redis
+
+from mamba_client.schemas import Event
+from mamba_worker.durable._names import event_channel, event_stream_key
+
+logger = logging.getLogger(__name__)
+
+STREAM_MAXLEN = 10_000
+
+
+class EventPublisher:
+    """Publishes events to Redis when the broker is Redis; otherwise does nothing.
+
+    Args:
+        broker_url: The Celery broker URL.
+    """
+
+    def __init__(self, broker_url: str) -> None:
+        self._client: redis.Redis | None = None
+        if broker_url.startswith(("redis://", "rediss://", "unix://")):
+            self._client = redis.Redis.from_url(broker_url)
+
+    @property
+    def enabled(self) -> bool:
+        """Whether events are published live."""
+        return self._client is not None
+
+    def publish(self, events: Sequence[Event]) -> None:
+        """Publish committed events; failures are logged, never raised (SQL already has them)."""
+        if self._client is None or not events:
+            return
+        try:
+            pipe = self._client.pipeline(transaction=False)
+            for event in events:
+                payload = event.model_dump_json()
+                pipe.publish(event_channel(event.run_id), payload)
+                pipe.xadd(
+                    event_stream_key(event.run_id),
+                    {"seq": event.seq, "event": payload},
+                    maxlen=STREAM_MAXLEN,
+                    approximate=True,
+                )
+            pipe.execute()
+        except redis.RedisError as error:
+            logger.warning("could not publish %d events live: %s", len(events), error)
+
+    def close(self) -> None:
+        """Close the Redis connection pool."""
+        if self._client is not None:
+            self._client.close()

@@ -1,0 +1,397 @@
+"""`StepExecutor`: runs one step of one run (the body of every step task; no Celery here).
+
+load → check → claim (lease) → run the workflow's step with the recording context → commit →
+ring the successor's doorbell → publish events. Every way out of that path is decided here:
+
+- already committed (a duplicate delivery): make sure the successor was sent, nothing else;
+- not claimable (another worker holds a live lease, or the run stopped): nothing;
+- a transient failure (model backend, database, timeout): the attempt is recorded as failed and
+  the step is due again after a back-off, until ``max_step_attempts``;
+- a permanent failure (garbage from the model, a bug, an unknown workflow or step): the step and
+  the run fail with the error and traceback kept; ``mamba resume`` can continue later;
+- a non-idempotent tool call in doubt: the run waits for a person;
+- a cancelled run or a lost lease: nothing of the attempt is committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import traceback
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+
+from pydantic_ai.exceptions import UnexpectedModelBehavior
+from sqlalchemy.exc import DBAPIError
+
+from mamba_client.schemas import (
+    ErrorBody,
+    Event,
+    RunCancelled,
+    RunFailed,
+    RunStarted,
+    RunStatus,
+    RunWaiting,
+    StepFailed,
+    StepStarted,
+    StepStatus,
+    Waiting,
+    WaitReason,
+)
+from mamba_worker.durable._commit import CommitOutcome, RunCancelledError, StepCommit, commit_step
+from mamba_worker.durable._context import DurableStepContext
+from mamba_worker.durable._dispatch import Dispatcher
+from mamba_worker.durable._events import EventPublisher
+from mamba_worker.durable._faults import FaultPoint, fault
+from mamba_worker.durable._lease import StepLease
+from mamba_worker.durable._runtime import Runtime
+from mamba_worker.durable.errors import LeaseLostError, RunNotFoundError, StepInDoubtError, StepNotFoundError
+from mamba_worker.durable.store import (
+    RunRow,
+    StepRow,
+    abort_step_txn,
+    append_events_txn,
+    claim_step_txn,
+    load_run_txn,
+    load_step_txn,
+    mark_step_failed_txn,
+    requeue_outbox_txn,
+    update_run_txn,
+    utcnow,
+)
+from mamba_worker.errors import AuthenticationError, ConfigurationError, MambaError, ModelBackendError
+
+logger = logging.getLogger(__name__)
+
+
+class StepOutcome(StrEnum):
+    """How one delivery of a step task ended."""
+
+    COMMITTED = "committed"
+    DUPLICATE = "duplicate"
+    NOT_CLAIMABLE = "not_claimable"
+    RETRY_SCHEDULED = "retry_scheduled"
+    FAILED = "failed"
+    WAITING = "waiting"
+    CANCELLED = "cancelled"
+    LEASE_LOST = "lease_lost"
+    POISON = "poison"
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Claimed:
+    run: RunRow
+    step: StepRow
+    attempt: int
+
+
+class StepExecutor:
+    """Executes steps for one worker process.
+
+    Args:
+        runtime: The process's runtime.
+        dispatcher: Sends successors (default: one over the runtime's app and store).
+        publisher: Publishes events live (default: Redis when the broker is Redis).
+    """
+
+    def __init__(
+        self, runtime: Runtime, *, dispatcher: Dispatcher | None = None, publisher: EventPublisher | None = None
+    ) -> None:
+        self._rt = runtime
+        self._dispatcher = dispatcher or Dispatcher(runtime.app, runtime.store)
+        self._publisher = publisher or EventPublisher(runtime.runtime.broker_url.get_secret_value())
+
+    @property
+    def dispatcher(self) -> Dispatcher:
+        """The dispatcher that sends successors."""
+        return self._dispatcher
+
+    async def execute(self, run_id: str, seq: int) -> StepOutcome:
+        """Run step ``seq`` of run ``run_id`` once (see the module docstring for every outcome)."""
+        try:
+            claimed = self._claim(run_id, seq)
+        except (RunNotFoundError, StepNotFoundError) as error:
+            # A poison message: acknowledged (by returning) and logged; it never blocks the queue.
+            logger.error("discarding a step message for an unknown run or step: %s", error)
+            return StepOutcome.POISON
+        if isinstance(claimed, StepOutcome):
+            return claimed
+        fault(FaultPoint.AFTER_CLAIM)
+        try:
+            outcome = await self._run_and_commit(claimed)
+        except LeaseLostError as error:
+            logger.warning("%s", error)
+            return StepOutcome.LEASE_LOST
+        except RunCancelledError:
+            self._finish_cancelled(claimed)
+            return StepOutcome.CANCELLED
+        except StepInDoubtError as error:
+            self._wait_in_doubt(claimed, error)
+            return StepOutcome.WAITING
+        except Exception as error:
+            return self._fail(claimed, error)
+        self._publisher.publish(outcome.events)
+        if outcome.next is not None:
+            self._dispatcher.send(
+                run_id=outcome.next.run_id,
+                seq=outcome.next.seq,
+                task_name=outcome.next.task_name,
+                queue=outcome.next.queue,
+            )
+        return StepOutcome.COMMITTED
+
+    # -- claim -------------------------------------------------------------------------------
+
+    def _claim(self, run_id: str, seq: int) -> _Claimed | StepOutcome:
+        rt = self._rt
+        events: list[Event] = []
+        with rt.store.session() as session, session.begin():
+            run = load_run_txn(session, run_id)
+            step = load_step_txn(session, run_id, seq)
+            if step.status == StepStatus.COMMITTED:
+                duplicate = True
+            elif run.status.is_terminal or run.status == RunStatus.WAITING:
+                return StepOutcome.NOT_CLAIMABLE
+            else:
+                duplicate = False
+            if not duplicate and run.cancel_requested:
+                abort_step_txn(session, run_id, seq, error=ErrorBody(code="run_cancelled", message="run cancelled"))
+                update_run_txn(session, run_id, status=RunStatus.CANCELLED)
+                append_events_txn(session, [RunCancelled(run_id=run_id, reason="cancel requested", usage=run.usage)])
+                return StepOutcome.CANCELLED
+            attempt = (
+                None
+                if duplicate
+                else claim_step_txn(session, run_id, seq, owner=rt.worker_id, lease_seconds=rt.runtime.lease_seconds)
+            )
+            if attempt is None:
+                pass
+            elif attempt > rt.runtime.max_step_attempts:
+                error = ErrorBody(
+                    code="poison_message",
+                    message=f"step {seq} ({step.name}) was attempted {attempt - 1} times without committing; "
+                    f"the run is stopped (max_step_attempts={rt.runtime.max_step_attempts}). "
+                    "Fix the cause, then resume the run.",
+                )
+                abort_step_txn(session, run_id, seq, error=error)
+                update_run_txn(session, run_id, status=RunStatus.FAILED, error=error)
+                append_events_txn(
+                    session,
+                    [
+                        StepFailed(
+                            run_id=run_id, step_seq=seq, step=step.name, attempt=attempt, error=error, will_retry=False
+                        ),
+                        RunFailed(run_id=run_id, error=error, usage=run.usage),
+                    ],
+                )
+                return StepOutcome.POISON
+            else:
+                if run.status == RunStatus.PENDING:
+                    events.append(RunStarted(run_id=run_id))
+                update_run_txn(
+                    session, run_id, status=RunStatus.RUNNING, only_if_status=[RunStatus.PENDING, RunStatus.RUNNING]
+                )
+                events.append(
+                    StepStarted(run_id=run_id, step_seq=seq, step=step.name, attempt=attempt, worker=rt.worker_id)
+                )
+                self._publisher.publish(append_events_txn(session, events))
+        if duplicate:
+            self._ensure_successor(run_id, seq)
+            return StepOutcome.DUPLICATE
+        if attempt is None:
+            return StepOutcome.NOT_CLAIMABLE
+        return _Claimed(run=run, step=step, attempt=attempt)
+
+    def _ensure_successor(self, run_id: str, seq: int) -> None:
+        """A committed step's duplicate delivery: send the successor if its doorbell never rang."""
+        for row in self._rt.store.get_outbox_pending(older_than=utcnow() + timedelta(days=1)):
+            if row.run_id == run_id and row.seq == seq + 1:
+                self._dispatcher.send(run_id=row.run_id, seq=row.seq, task_name=row.task_name, queue=row.queue)
+
+    # -- run and commit ----------------------------------------------------------------------
+
+    async def _run_and_commit(self, claimed: _Claimed) -> CommitOutcome:
+        rt = self._rt
+        run, step, attempt = claimed.run, claimed.step, claimed.attempt
+        workflow = rt.registry.build_workflow(run.workflow, run.options, rt.prompts)
+        if run.state is None:
+            raise ConfigurationError(f"run {run.id!r} has no state to continue from")
+        state = workflow.load_state(run.state)
+        react = getattr(workflow, "react_config", None)
+        compaction = getattr(react, "compaction", None) or rt.settings.context
+        ratio = getattr(react, "compact_threshold_ratio", 1.0)
+        lease = StepLease(
+            rt.store,
+            run_id=run.id,
+            seq=step.seq,
+            owner=rt.worker_id,
+            attempt=attempt,
+            lease_seconds=rt.runtime.lease_seconds,
+            heartbeat_interval=rt.runtime.heartbeat_interval,
+        )
+        ctx = DurableStepContext(
+            rt,
+            run_id=run.id,
+            seq=step.seq,
+            attempt=attempt,
+            model_name=run.model,
+            tools=rt.registry.tools_for(run.tools, sandbox=rt.sandbox()),
+            compaction=compaction,
+            compaction_ratio=ratio,
+        )
+        async with ctx, lease.kept_alive():
+            result = await asyncio.wait_for(
+                workflow.run_step(step.name, state, ctx), timeout=workflow.config.step_timeout_seconds
+            )
+        commit = StepCommit(
+            run_id=run.id,
+            seq=step.seq,
+            step=step.name,
+            workflow=run.workflow,
+            queue=run.queue,
+            owner=rt.worker_id,
+            attempt=attempt,
+            state=workflow.dump_state(state),
+            result=result,
+            events=ctx.events,
+            usage=ctx.usage,
+        )
+        return commit_step(rt.store, commit)
+
+    # -- the ways a step does not commit -----------------------------------------------------
+
+    def reject_unknown_task(self, run_id: str, seq: int, *, task_name: str) -> None:
+        """Record that no worker here knows ``task_name``: the step and run fail, resumable once deployed."""
+        error = ErrorBody(
+            code="unknown_step",
+            message=f"no worker task {task_name!r}: the workflow or step is not registered in this worker "
+            "(removed, renamed, or its module is missing from MAMBA_RUNTIME__WORKFLOW_MODULES)",
+        )
+        try:
+            with self._rt.store.session() as session, session.begin():
+                step = load_step_txn(session, run_id, seq)
+                if not abort_step_txn(session, run_id, seq, error=error):
+                    return
+                update_run_txn(session, run_id, status=RunStatus.FAILED, error=error)
+                run = load_run_txn(session, run_id)
+                self._publisher.publish(
+                    append_events_txn(
+                        session,
+                        [
+                            StepFailed(
+                                run_id=run_id,
+                                step_seq=seq,
+                                step=step.name,
+                                attempt=max(step.attempt, 1),
+                                error=error,
+                                will_retry=False,
+                            ),
+                            RunFailed(run_id=run_id, error=error, usage=run.usage),
+                        ],
+                    )
+                )
+        except (RunNotFoundError, StepNotFoundError):
+            logger.error("the unknown task %r also names an unknown run or step (%s, %s)", task_name, run_id, seq)
+
+    def _fail(self, claimed: _Claimed, error: Exception) -> StepOutcome:
+        rt = self._rt
+        run, step, attempt = claimed.run, claimed.step, claimed.attempt
+        retry = _is_transient(error) and attempt < rt.runtime.max_step_attempts
+        body = _error_body(error)
+        trace = "".join(traceback.format_exception(error))
+        logger.log(
+            logging.WARNING if retry else logging.ERROR,
+            "run %s step %s (%s) attempt %s failed%s: %s",
+            run.id,
+            step.seq,
+            step.name,
+            attempt,
+            ", will retry" if retry else "",
+            body.message,
+        )
+        events: list[Event] = [
+            StepFailed(run_id=run.id, step_seq=step.seq, step=step.name, attempt=attempt, error=body, will_retry=retry)
+        ]
+        with rt.store.session() as session, session.begin():
+            if not mark_step_failed_txn(
+                session,
+                run.id,
+                step.seq,
+                owner=rt.worker_id,
+                attempt=attempt,
+                error=body,
+                traceback=trace,
+                will_retry=retry,
+            ):
+                return StepOutcome.LEASE_LOST
+            if retry:
+                backoff = rt.runtime.retry_backoff_seconds * 2 ** (attempt - 1)
+                requeue_outbox_txn(session, run.id, step.seq, not_before=utcnow() + timedelta(seconds=backoff))
+            else:
+                update_run_txn(session, run.id, status=RunStatus.FAILED, error=body)
+                events.append(RunFailed(run_id=run.id, error=body, usage=load_run_txn(session, run.id).usage))
+            self._publisher.publish(append_events_txn(session, events))
+        return StepOutcome.RETRY_SCHEDULED if retry else StepOutcome.FAILED
+
+    def _wait_in_doubt(self, claimed: _Claimed, error: StepInDoubtError) -> None:
+        rt = self._rt
+        run, step = claimed.run, claimed.step
+        body = _error_body(error)
+        waiting = Waiting(
+            reason=WaitReason.IN_DOUBT, seq=step.seq, prompt=str(error), tool_call_ids=[error.tool_call_id]
+        )
+        with rt.store.session() as session, session.begin():
+            mark_step_failed_txn(
+                session, run.id, step.seq, owner=rt.worker_id, attempt=claimed.attempt, error=body, will_retry=False
+            )
+            update_run_txn(session, run.id, status=RunStatus.WAITING, waiting=waiting, error=body)
+            self._publisher.publish(
+                append_events_txn(
+                    session,
+                    [
+                        StepFailed(
+                            run_id=run.id,
+                            step_seq=step.seq,
+                            step=step.name,
+                            attempt=claimed.attempt,
+                            error=body,
+                            will_retry=False,
+                        ),
+                        RunWaiting(run_id=run.id, waiting=waiting),
+                    ],
+                )
+            )
+
+    def _finish_cancelled(self, claimed: _Claimed) -> None:
+        rt = self._rt
+        run = claimed.run
+        with rt.store.session() as session, session.begin():
+            abort_step_txn(
+                session, run.id, claimed.step.seq, error=ErrorBody(code="run_cancelled", message="run cancelled")
+            )
+            if update_run_txn(
+                session, run.id, status=RunStatus.CANCELLED, only_if_status=[RunStatus.RUNNING, RunStatus.PENDING]
+            ):
+                usage = load_run_txn(session, run.id).usage
+                self._publisher.publish(
+                    append_events_txn(session, [RunCancelled(run_id=run.id, reason="cancel requested", usage=usage)])
+                )
+
+
+def _is_transient(error: BaseException) -> bool:
+    """Failures that another attempt may not meet: infrastructure, not the step's logic."""
+    if isinstance(error, AuthenticationError | ConfigurationError):
+        return False
+    return isinstance(error, ModelBackendError | DBAPIError | ConnectionError | TimeoutError | OSError)
+
+
+def _error_body(error: BaseException) -> ErrorBody:
+    if isinstance(error, MambaError):
+        return ErrorBody(code=error.code, message=str(error))
+    if isinstance(error, UnexpectedModelBehavior):
+        # "A model that returns garbage fails the step with the raw response recorded."
+        body = getattr(error, "body", None)
+        raw = f" Raw response: {body[:4000]}" if isinstance(body, str) and body else ""
+        return ErrorBody(code="model_garbage", message=f"{error.message}.{raw}")
+    return ErrorBody(code="step_error", message=f"{type(error).__name__}: {error}")

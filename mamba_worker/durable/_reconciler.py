@@ -1,0 +1,151 @@
+"""`Reconciler`: re-sends what the broker never delivered and what a dead worker left behind.
+
+SQL is the truth, the broker only a doorbell (DESIGN.md invariant 3). Each pass:
+
+1. outbox rows never sent (the committing worker died between commit and send, or its send
+   failed), older than ``dispatch_grace_seconds``, and retries whose back-off has passed;
+2. running steps whose lease expired (their worker died: kill -9, OOM, node loss): put back to
+   ``pending`` and sent again; the next claim is attempt + 1 (invariant 4);
+3. steps sent but never claimed for ``redispatch_after`` seconds (the broker lost the message:
+   Redis flushed or restarted empty, the embedded broker's file deleted).
+
+Every re-send is recorded as a ``step.redispatched`` event. There is no single point of failure:
+any number of reconcilers may run (a loop inside each worker, and/or Celery beat), because every
+change is a conditional UPDATE and a duplicate message is harmless (only one claim can win).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy.exc import DBAPIError
+
+from mamba_client.schemas import RedispatchReason, StepRedispatched
+from mamba_worker.durable._dispatch import Dispatcher
+from mamba_worker.durable._runtime import Runtime
+from mamba_worker.durable.store import (
+    OutboxRow,
+    append_events_txn,
+    expire_lease_txn,
+    load_step_txn,
+    requeue_outbox_txn,
+    utcnow,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReconcileReport:
+    """What one pass re-sent."""
+
+    unsent: int = 0
+    expired_leases: int = 0
+    lost_dispatches: int = 0
+
+    @property
+    def total(self) -> int:
+        """Steps sent again."""
+        return self.unsent + self.expired_leases + self.lost_dispatches
+
+
+class Reconciler:
+    """Finds lost doorbells and expired leases and rings again.
+
+    Args:
+        runtime: The runtime whose store and broker to reconcile.
+        dispatcher: Sends the tasks (default: one over the runtime's app and store).
+    """
+
+    def __init__(self, runtime: Runtime, *, dispatcher: Dispatcher | None = None) -> None:
+        self._rt = runtime
+        self._dispatcher = dispatcher or Dispatcher(runtime.app, runtime.store)
+
+    def run_once(self) -> ReconcileReport:
+        """One pass over the three kinds of loss."""
+        settings = self._rt.runtime
+        store = self._rt.store
+        now = utcnow()
+        unsent = 0
+        for row in store.get_outbox_pending(
+            older_than=now - timedelta(seconds=settings.dispatch_grace_seconds), now=now
+        ):
+            # A row with a back-off is a retry coming due; any other unsent row is a lost doorbell.
+            self._resend(
+                row, reason=RedispatchReason.RETRY if row.not_before is not None else RedispatchReason.LOST_DISPATCH
+            )
+            unsent += 1
+        expired = 0
+        for step in store.get_expired_leases(now=now):
+            with store.session() as session, session.begin():
+                if not expire_lease_txn(session, step.run_id, step.seq, now=now):
+                    continue
+                requeue_outbox_txn(session, step.run_id, step.seq, now=now)
+                self._record(session, step.run_id, step.seq, step.name, RedispatchReason.LEASE_EXPIRED)
+            self._send_due(step.run_id, step.seq)
+            expired += 1
+        lost = 0
+        for row in store.get_stalled_dispatches(dispatched_before=now - timedelta(seconds=settings.redispatch_after)):
+            with store.session() as session, session.begin():
+                requeue_outbox_txn(session, row.run_id, row.seq, now=now)
+                step = load_step_txn(session, row.run_id, row.seq)
+                self._record(session, row.run_id, row.seq, step.name, RedispatchReason.LOST_DISPATCH)
+            self._send_due(row.run_id, row.seq)
+            lost += 1
+        report = ReconcileReport(unsent=unsent, expired_leases=expired, lost_dispatches=lost)
+        if report.total:
+            logger.info("reconciler re-sent %d steps (%s)", report.total, report)
+        return report
+
+    def _resend(self, row: OutboxRow, *, reason: RedispatchReason) -> None:
+        with self._rt.store.session() as session, session.begin():
+            step = load_step_txn(session, row.run_id, row.seq)
+            self._record(session, row.run_id, row.seq, step.name, reason)
+        self._dispatcher.send(run_id=row.run_id, seq=row.seq, task_name=row.task_name, queue=row.queue)
+
+    def _send_due(self, run_id: str, seq: int) -> None:
+        for row in self._rt.store.get_outbox_pending(older_than=utcnow() + timedelta(seconds=1)):
+            if row.run_id == run_id and row.seq == seq:
+                self._dispatcher.send(run_id=run_id, seq=seq, task_name=row.task_name, queue=row.queue)
+                return
+
+    @staticmethod
+    def _record(session: object, run_id: str, seq: int, step: str, reason: RedispatchReason) -> None:
+        append_events_txn(session, [StepRedispatched(run_id=run_id, step_seq=seq, step=step, reason=reason)])  # type: ignore[arg-type]
+
+
+class ReconcilerThread:
+    """Runs `Reconciler.run_once` every ``reconciler_interval_seconds`` in a daemon thread.
+
+    Started inside every worker (and by ``mamba run``), so reconciliation has no single point of
+    failure. Database errors are logged and the loop goes on: a restarted PostgreSQL is picked
+    up on the next pass.
+    """
+
+    def __init__(self, runtime: Runtime, *, interval: float | None = None) -> None:
+        self._reconciler = Reconciler(runtime)
+        self._interval = interval if interval is not None else runtime.runtime.reconciler_interval_seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="mamba-reconciler", daemon=True)
+
+    def start(self) -> ReconcilerThread:
+        """Start the loop."""
+        self._thread.start()
+        return self
+
+    def stop(self, *, timeout: float = 10.0) -> None:
+        """Stop the loop and wait for the current pass to end."""
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self._reconciler.run_once()
+            except DBAPIError as error:
+                logger.warning("reconciler pass failed (database unavailable?): %s", error)
+            except Exception:
+                logger.exception("reconciler pass failed")

@@ -1,0 +1,254 @@
+"""Recording model responses and tool results, so a re-run step repeats neither.
+
+- `RecordingModel` (a pydantic-ai `WrapperModel`) looks each request up in the ``model_calls``
+  ledger by (run, step, call index): a response recorded by an earlier attempt of the step is
+  reused instead of paying for a new one (and the run's output then equals an uninterrupted
+  run's). A new response is recorded, with its usage and cost, in its own transaction as soon as
+  it arrives, so a crash after it loses neither the tokens nor the money spent.
+- `ToolLedger` wraps each tool call: ``started`` is committed BEFORE the tool runs and
+  ``finished`` right after. A re-run finds ``finished`` calls and reuses their results; a call left
+  ``started`` by a crash is re-run if the tool is idempotent, and is "in doubt" otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic_ai.messages import ModelMessage, ModelMessagesTypeAdapter, ModelRequest, ModelResponse, ToolReturnPart
+from pydantic_ai.models import Model, ModelRequestParameters
+from pydantic_ai.models.wrapper import WrapperModel
+from pydantic_ai.settings import ModelSettings
+
+from mamba_client.schemas import ToolCallStatus, Usage
+from mamba_worker.durable._faults import FaultPoint, fault
+from mamba_worker.durable.errors import StepInDoubtError
+from mamba_worker.durable.store import (
+    RunStore,
+    mark_tool_call_in_doubt_txn,
+    record_model_call_txn,
+    record_tool_call_finished_txn,
+    record_tool_call_started_txn,
+    restart_tool_call_txn,
+)
+from mamba_worker.tokens import CostEstimator
+from mamba_worker.workflows import ToolOutcome
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToolCallInfo:
+    """The durable identity of the tool call being executed (see `current_tool_call`)."""
+
+    run_id: str
+    seq: int
+    tool_call_id: str
+    attempt: int
+
+    @property
+    def idempotency_key(self) -> str:
+        """``run_id:seq:tool_call_id``: the same on every re-run of the call, unique otherwise.
+
+        Hand it to external APIs that deduplicate requests (payments, emails, tickets).
+        """
+        return f"{self.run_id}:{self.seq}:{self.tool_call_id}"
+
+
+_current_call: ContextVar[ToolCallInfo | None] = ContextVar("mamba_current_tool_call", default=None)
+
+
+def current_tool_call() -> ToolCallInfo | None:
+    """Inside a tool run by the durable runtime: the call's identity and idempotency key; else ``None``."""
+    return _current_call.get()
+
+
+def dump_response(response: ModelResponse) -> str:
+    """A model response as JSON text (pydantic-ai's message type adapter)."""
+    return ModelMessagesTypeAdapter.dump_json([response]).decode()
+
+
+def load_response(data: str) -> ModelResponse:
+    """The inverse of `dump_response`."""
+    message = ModelMessagesTypeAdapter.validate_json(data)[0]
+    assert isinstance(message, ModelResponse)
+    return message
+
+
+class RecordingModel(WrapperModel):
+    """Records each response of one step attempt, and replays responses an earlier attempt recorded.
+
+    Args:
+        wrapped: The real model.
+        store: The ledger.
+        run_id: The run.
+        seq: The step.
+        attempt: This attempt.
+        costs: Prices the usage.
+        on_response: Called with each response and whether it was replayed.
+    """
+
+    def __init__(
+        self,
+        wrapped: Model,
+        *,
+        store: RunStore,
+        run_id: str,
+        seq: int,
+        attempt: int,
+        costs: CostEstimator,
+        on_response: Callable[[ModelResponse, Usage, bool], None],
+    ) -> None:
+        super().__init__(wrapped)
+        self._store = store
+        self._run_id = run_id
+        self._seq = seq
+        self._attempt = attempt
+        self._costs = costs
+        self._on_response = on_response
+        self._call_index = 0
+        # Responses earlier attempts of this step recorded, by call index (newest attempt wins).
+        self._recorded: dict[int, str] = {}
+        if attempt > 1:
+            for row in store.get_model_calls(run_id, seq):
+                if row.response is not None and row.attempt < attempt:
+                    self._recorded[row.call_index] = row.response
+
+    async def request(
+        self,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+    ) -> ModelResponse:
+        """Replay the recorded response for this call index, or make the request and record it."""
+        index = self._call_index
+        self._call_index += 1
+        recorded = self._recorded.get(index)
+        if recorded is not None:
+            response = load_response(recorded)
+            self._on_response(response, Usage(), True)
+            return response
+        response = await self.wrapped.request(messages, model_settings, model_request_parameters)
+        usage = self._usage(response)
+        with self._store.session() as session, session.begin():
+            record_model_call_txn(
+                session,
+                run_id=self._run_id,
+                seq=self._seq,
+                attempt=self._attempt,
+                call_index=index,
+                usage=usage,
+                model_name=response.model_name or self.wrapped.model_name,
+                response=dump_response(response),
+            )
+        self._on_response(response, usage, False)
+        return response
+
+    def _usage(self, response: ModelResponse) -> Usage:
+        used = response.usage
+        model = response.model_name or self.wrapped.model_name
+        cost = self._costs.estimate(input_tokens=used.input_tokens, output_tokens=used.output_tokens, model=model)
+        return Usage(
+            input_tokens=used.input_tokens,
+            output_tokens=used.output_tokens,
+            cache_read_tokens=used.cache_read_tokens,
+            cache_write_tokens=used.cache_write_tokens,
+            requests=1,
+            cost_usd=cost,
+        )
+
+
+ToolExecutor = Callable[[], Any]
+
+
+class ToolLedger:
+    """Wraps tool execution in the ``tool_calls`` ledger of one step attempt.
+
+    Args:
+        store: The ledger.
+        run_id: The run.
+        seq: The step.
+        attempt: This attempt.
+        in_doubt_policy: What to do with a non-idempotent call a crash left ``started``:
+            ``wait`` (raise `StepInDoubtError`: the run waits for a person), ``rerun``, or ``fail``.
+    """
+
+    def __init__(self, store: RunStore, *, run_id: str, seq: int, attempt: int, in_doubt_policy: str) -> None:
+        self._store = store
+        self._run_id = run_id
+        self._seq = seq
+        self._attempt = attempt
+        self._policy = in_doubt_policy
+        self._previous = {row.tool_call_id: row for row in store.get_tool_calls(run_id, seq)} if attempt > 1 else {}
+
+    async def run(
+        self,
+        *,
+        tool_call_id: str,
+        tool_name: str,
+        idempotent: bool,
+        args_json: str,
+        execute: Callable[[], Any],
+    ) -> ToolOutcome:
+        """Run one call through the ledger; ``execute`` is awaited to actually call the tool."""
+        previous = self._previous.get(tool_call_id)
+        if previous is not None and previous.status == ToolCallStatus.FINISHED and previous.result is not None:
+            part = _load_part(previous.result)
+            return ToolOutcome(part=part, reused=True, is_error=part.outcome != "success")
+        if previous is not None and not idempotent and self._policy != "rerun":
+            with self._store.session() as session, session.begin():
+                mark_tool_call_in_doubt_txn(session, self._run_id, self._seq, tool_call_id)
+            raise StepInDoubtError(
+                f"tool call {tool_call_id!r} ({tool_name}) of run {self._run_id!r} step {self._seq} was started "
+                "before a crash and may have run; it is not idempotent, so it is not run again without a decision",
+                run_id=self._run_id,
+                seq=self._seq,
+                tool_call_id=tool_call_id,
+                tool_name=tool_name,
+            )
+        with self._store.session() as session, session.begin():
+            if previous is None:
+                record_tool_call_started_txn(
+                    session,
+                    run_id=self._run_id,
+                    seq=self._seq,
+                    tool_call_id=tool_call_id,
+                    tool_name=tool_name,
+                    idempotent=idempotent,
+                    attempt=self._attempt,
+                    args=args_json,
+                )
+            else:
+                restart_tool_call_txn(session, self._run_id, self._seq, tool_call_id, attempt=self._attempt)
+        # Committed: from here a crash leaves the call "started", which is what a re-run must see.
+        fault(FaultPoint.AFTER_TOOL_STARTED)
+        token = _current_call.set(
+            ToolCallInfo(run_id=self._run_id, seq=self._seq, tool_call_id=tool_call_id, attempt=self._attempt)
+        )
+        try:
+            outcome: ToolOutcome = await execute()
+        finally:
+            _current_call.reset(token)
+        fault(FaultPoint.AFTER_TOOL_EXECUTED)
+        # A failure the model is told about is still a finished call: its result (the error text
+        # the model saw) is what a re-run must replay.
+        with self._store.session() as session, session.begin():
+            record_tool_call_finished_txn(
+                session, self._run_id, self._seq, tool_call_id, result=_dump_part(outcome.part)
+            )
+        return outcome
+
+
+def _dump_part(part: ToolReturnPart) -> str:
+    return ModelMessagesTypeAdapter.dump_json([ModelRequest(parts=[part])]).decode()
+
+
+def _load_part(data: str) -> ToolReturnPart:
+    message = ModelMessagesTypeAdapter.validate_json(data)[0]
+    assert isinstance(message, ModelRequest)
+    part = message.parts[0]
+    assert isinstance(part, ToolReturnPart)
+    return part

@@ -1,0 +1,242 @@
+"""`RunService`: the runtime's Python API (submit, get, list, wait, cancel, resume).
+
+The gateway, the CLI and the tests all go through this one class, so they cannot diverge. It
+returns `mamba_client.schemas` models.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from datetime import timedelta
+
+from mamba_client.schemas import (
+    ErrorBody,
+    Event,
+    ResumeReason,
+    Run,
+    RunCancelled,
+    RunPage,
+    RunResumed,
+    RunStatus,
+    RunSubmitted,
+    StepRecord,
+    StepStatus,
+    SubmitRun,
+)
+from mamba_worker.durable._dispatch import Dispatcher
+from mamba_worker.durable._names import step_task_name
+from mamba_worker.durable._runtime import Runtime
+from mamba_worker.durable.errors import RunConflictError
+from mamba_worker.durable.store import (
+    abort_step_txn,
+    append_events_txn,
+    expire_lease_txn,
+    insert_outbox_txn,
+    insert_run_txn,
+    insert_step_txn,
+    load_run_by_idempotency_key_txn,
+    load_run_txn,
+    load_step_txn,
+    new_run_id,
+    requeue_outbox_txn,
+    reset_step_txn,
+    update_run_txn,
+    utcnow,
+)
+from mamba_worker.errors import ConfigurationError
+from mamba_worker.workflows import ReActState
+
+_SETTLED = {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.WAITING}
+
+
+class WaitTimeoutError(RunConflictError):
+    """`RunService.wait` gave up before the run settled."""
+
+    code = "wait_timeout"
+
+
+class RunService:
+    """Submit and manage durable runs.
+
+    Args:
+        runtime: The runtime (store, broker, registry).
+        dispatcher: Sends step tasks (default: over the runtime's app).
+    """
+
+    def __init__(self, runtime: Runtime, *, dispatcher: Dispatcher | None = None) -> None:
+        self._rt = runtime
+        self._dispatcher = dispatcher or Dispatcher(runtime.app, runtime.store)
+
+    # -- submit -----------------------------------------------------------------------------
+
+    def submit(self, request: SubmitRun) -> Run:
+        """Create a run and send its first step; with an idempotency key, a repeat returns the same run.
+
+        Raises:
+            ConfigurationError: Unknown workflow or tool, or no model configured.
+            RunConflictError: The idempotency key belongs to a different request.
+        """
+        rt = self._rt
+        if request.idempotency_key is not None:
+            existing = rt.store.get_run_by_idempotency_key(request.idempotency_key)
+            if existing is not None:
+                return self._same_request(existing, request)
+        model = request.model or rt.settings.model_backend.model
+        if model is None:
+            raise ConfigurationError(
+                "no model for this run: pass one with the run, or set MAMBA_MODEL_BACKEND__MODEL "
+                '("offline" selects the built-in offline model)'
+            )
+        rt.model(model)  # a missing key or unknown model fails the submit, not the first step
+        rt.registry.tools_for(request.tools, sandbox=rt.sandbox())
+        workflow = rt.registry.build_workflow(request.workflow, request.options, rt.prompts)
+        state = workflow.initial_context(request.input)
+        if isinstance(state, ReActState) and request.options.system_prompt:
+            state.system_prompt = request.options.system_prompt
+        request = request.model_copy(update={"model": model})
+        run_id = new_run_id()
+        queue = request.queue or rt.runtime.default_queue
+        task_name = step_task_name(request.workflow, workflow.initial_step)
+        with rt.store.session() as session, session.begin():
+            if not insert_run_txn(session, request, run_id=run_id, queue=queue, state=workflow.dump_state(state)):
+                winner = load_run_by_idempotency_key_txn(session, request.idempotency_key or "")
+                assert winner is not None
+                run_id = winner.id
+            else:
+                insert_step_txn(session, run_id=run_id, seq=1, name=workflow.initial_step)
+                insert_outbox_txn(session, run_id=run_id, seq=1, task_name=task_name, queue=queue)
+                append_events_txn(
+                    session,
+                    [
+                        RunSubmitted(
+                            run_id=run_id, workflow=request.workflow, input=request.input, model=model, queue=queue
+                        )
+                    ],
+                )
+        run = rt.store.get_run(run_id)
+        if run.status == RunStatus.PENDING and run.current_seq == 1:
+            # After the commit; if this send is lost the reconciler sends it (the outbox row stays).
+            self._dispatcher.send(run_id=run_id, seq=1, task_name=task_name, queue=queue)
+        return run
+
+    def _same_request(self, existing: Run, request: SubmitRun) -> Run:
+        if existing.workflow != request.workflow or existing.input != request.input:
+            raise RunConflictError(
+                f"idempotency key {request.idempotency_key!r} was already used for run {existing.id!r} "
+                "with a different workflow or input",
+                run_id=existing.id,
+            )
+        return existing
+
+    # -- read -------------------------------------------------------------------------------
+
+    def get(self, run_id: str) -> Run:
+        """The run. Raises `RunNotFoundError` for an unknown id."""
+        return self._rt.store.get_run(run_id)
+
+    def list_runs(self, *, status: RunStatus | None = None, limit: int = 50, cursor: str | None = None) -> RunPage:
+        """Runs, newest first."""
+        return self._rt.store.list_runs(status=status, limit=limit, cursor=cursor)
+
+    def steps(self, run_id: str) -> list[StepRecord]:
+        """The run's steps in order."""
+        self.get(run_id)
+        return self._rt.store.get_steps(run_id)
+
+    def events(self, run_id: str, *, after_seq: int = 0, limit: int = 1000) -> list[Event]:
+        """The run's events after ``after_seq``, in order."""
+        self.get(run_id)
+        return self._rt.store.get_events(run_id, after_seq=after_seq, limit=limit)
+
+    def wait(self, run_id: str, *, timeout: float | None = None, poll_interval: float = 0.05) -> Run:
+        """Block until the run succeeds, fails, is cancelled or waits for a person.
+
+        Raises:
+            WaitTimeoutError: ``timeout`` passed first.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            run = self.get(run_id)
+            if run.status in _SETTLED:
+                return run
+            if deadline is not None and time.monotonic() > deadline:
+                raise WaitTimeoutError(f"run {run_id!r} is still {run.status} after {timeout}s", run_id=run_id)
+            time.sleep(poll_interval)
+
+    # -- control ----------------------------------------------------------------------------
+
+    def cancel(self, run_id: str) -> Run:
+        """Ask the run to stop: no further step commits; a run with no step running stops at once."""
+        rt = self._rt
+        with rt.store.session() as session, session.begin():
+            run = load_run_txn(session, run_id)
+            if run.status.is_terminal:
+                return rt.store.get_run(run_id)
+            update_run_txn(session, run_id, cancel_requested=True)
+            step = load_step_txn(session, run_id, run.last_seq) if run.last_seq else None
+            if step is None or step.status != StepStatus.RUNNING:
+                if step is not None:
+                    abort_step_txn(
+                        session, run_id, step.seq, error=ErrorBody(code="run_cancelled", message="cancelled")
+                    )
+                update_run_txn(session, run_id, status=RunStatus.CANCELLED)
+                append_events_txn(session, [RunCancelled(run_id=run_id, reason="cancel requested", usage=run.usage)])
+        return rt.store.get_run(run_id)
+
+    def resume(self, run_id: str) -> Run:
+        """Continue a run from its last committed step.
+
+        A failed (or waiting) run's last step is made pending and sent again. A run that is still
+        running (its process was killed, say) gets any step whose worker is known dead on this
+        machine released at once, instead of waiting for its lease to expire; the reconciler
+        would do the same after the lease.
+
+        Raises:
+            RunConflictError: The run succeeded or was cancelled.
+        """
+        rt = self._rt
+        with rt.store.session() as session, session.begin():
+            run = load_run_txn(session, run_id)
+            if run.status in (RunStatus.SUCCEEDED, RunStatus.CANCELLED):
+                raise RunConflictError(f"run {run_id!r} is {run.status}; there is nothing to resume", run_id=run_id)
+            seq = run.last_seq
+            step = load_step_txn(session, run_id, seq)
+            if step.status == StepStatus.FAILED:
+                reset_step_txn(session, run_id, seq)
+                requeue_outbox_txn(session, run_id, seq)
+                update_run_txn(session, run_id, status=RunStatus.RUNNING, error=None, waiting=None)
+                append_events_txn(session, [RunResumed(run_id=run_id, reason=ResumeReason.RESUME, from_seq=seq)])
+            elif step.status == StepStatus.RUNNING and _owner_is_dead(step.lease_owner):
+                far_future = utcnow() + timedelta(days=3650)
+                expire_lease_txn(session, run_id, seq, now=far_future)
+                requeue_outbox_txn(session, run_id, seq)
+                append_events_txn(session, [RunResumed(run_id=run_id, reason=ResumeReason.RESUME, from_seq=seq)])
+            elif step.status in (StepStatus.PENDING, StepStatus.DISPATCHED):
+                requeue_outbox_txn(session, run_id, seq)
+            task_name, queue = step_task_name(run.workflow, step.name), run.queue
+        current = rt.store.get_step_row(run_id, seq)
+        if current.status in (StepStatus.PENDING, StepStatus.DISPATCHED):
+            self._dispatcher.send(run_id=run_id, seq=seq, task_name=task_name, queue=queue)
+        return rt.store.get_run(run_id)
+
+
+def _owner_is_dead(owner: str | None) -> bool:
+    """Whether a lease owner (``host:pid:nonce``) is a process of this machine that no longer exists."""
+    if owner is None:
+        return True
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
