@@ -12,7 +12,14 @@ from mamba_worker.durable._executor import StepExecutor, StepOutcome
 from mamba_worker.durable._faults import FaultPoint
 from mamba_worker.durable._reconciler import Reconciler, ReconcileReport, ReconcilerThread
 from mamba_worker.durable._recording import ToolCallInfo, current_tool_call
-from mamba_worker.durable._registry import RegisteredTool, Registry, default_registry, register_tool, register_workflow
+from mamba_worker.durable._registry import (
+    RegisteredTool,
+    Registry,
+    default_registry,
+    register_model,
+    register_tool,
+    register_workflow,
+)
 from mamba_worker.durable._runtime import Runtime, get_runtime, set_runtime
 from mamba_worker.durable._service import RunService, WaitTimeoutError
 from mamba_worker.durable._tasks import register_tasks
@@ -38,6 +45,7 @@ __all__ = [
     "current_tool_call",
     "default_registry",
     "get_runtime",
+    "register_model",
     "register_tasks",
     "register_tool",
     "register_workflow",

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pydantic_ai import Tool
+from pydantic_ai.models import Model
 
 from mamba_client.schemas import RunOptions
 from mamba_worker.errors import ConfigurationError
@@ -22,10 +23,22 @@ from mamba_worker.prompts import PromptManager
 from mamba_worker.tools import BUILTIN_TOOLS, FilesystemSecurity, builtin_tools, is_idempotent
 from mamba_worker.workflows import ReActConfig, ReActWorkflow, StepWorkflow, WorkflowConfig
 
-__all__ = ["Registry", "RegisteredTool", "WorkflowFactory", "default_registry", "register_tool", "register_workflow"]
+__all__ = [
+    "ModelFactory",
+    "Registry",
+    "RegisteredTool",
+    "WorkflowFactory",
+    "default_registry",
+    "register_model",
+    "register_tool",
+    "register_workflow",
+]
 
 WorkflowFactory = Callable[[RunOptions, PromptManager], StepWorkflow[Any, Any, Any]]
 """Builds a workflow for a run from the run's options."""
+
+ModelFactory = Callable[[], Model]
+"""Builds a model a run may name (called once per worker process)."""
 
 W = TypeVar("W", bound=type[StepWorkflow[Any, Any, Any]])
 F = TypeVar("F", bound=Callable[..., Any])
@@ -50,6 +63,7 @@ class Registry:
         self._lock = threading.Lock()
         self._workflows: dict[str, tuple[WorkflowFactory, frozenset[str]]] = {"react": (_react, _REACT_STEPS)}
         self._tools: dict[str, RegisteredTool] = {}
+        self._models: dict[str, ModelFactory] = {}
 
     # -- workflows ------------------------------------------------------------------------
 
@@ -107,6 +121,17 @@ class Registry:
         found.extend(self._tools[name] for name in names if name in self._tools)
         return found
 
+    # -- models ---------------------------------------------------------------------------
+
+    def add_model(self, name: str, factory: ModelFactory) -> None:
+        """Make ``name`` resolve to ``factory()`` instead of `create_model` (scripted or in-house models)."""
+        with self._lock:
+            self._models[name] = factory
+
+    def model_factory(self, name: str) -> ModelFactory | None:
+        """The factory registered for model ``name``, if any."""
+        return self._models.get(name)
+
     def import_modules(self, modules: Iterable[str]) -> None:
         """Import the modules that register custom workflows and tools.
 
@@ -159,6 +184,21 @@ def register_tool(func: F | None = None, *, name: str | None = None, idempotent:
         return function
 
     return decorate(func) if func is not None else decorate
+
+
+def register_model(name: str, factory: ModelFactory) -> None:
+    """Let runs name a model built by ``factory`` (a pydantic-ai `Model`), in every worker importing this call.
+
+    Put it in a module listed in ``runtime.workflow_modules``, like workflows and tools: runs store
+    the name, and each worker process builds the model once. Deterministic scripted models
+    (pydantic-ai ``FunctionModel``) make crash tests and replays reproducible.
+
+    Example:
+        ```python
+        register_model("scripted", lambda: FunctionModel(my_script))
+        ```
+    """
+    default_registry.add_model(name, factory)
 
 
 _REACT_STEPS = ReActWorkflow.step_names()

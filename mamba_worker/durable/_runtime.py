@@ -66,7 +66,8 @@ class Runtime:
         with self._lock:
             model = self._models.get(key)
             if model is None:
-                model = create_model(name, settings=self.settings.model_backend)
+                factory = self.registry.model_factory(key)
+                model = factory() if factory is not None else create_model(name, settings=self.settings.model_backend)
                 self._models[key] = model
             return model
 
