@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 from pydantic import SecretStr
+from rich.markup import escape
 from rich.table import Table
 
 from mamba_worker.cli._console import stdout
@@ -47,7 +48,7 @@ def show(as_json: bool) -> None:
         click.echo(json.dumps(data, indent=2))
         return
     for section, values in data.items():
-        table = Table(title=f"[{section}]", title_justify="left", show_header=False, box=None, padding=(0, 2))
+        table = Table(title=escape(f"[{section}]"), title_justify="left", show_header=False, box=None, padding=(0, 2))
         for key, value in values.items():
             table.add_row(f"{section}.{key}", json.dumps(value))
         stdout.print(table)

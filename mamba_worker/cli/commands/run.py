@@ -1,16 +1,20 @@
-"""``mamba run``: run one agent job on this machine and print the answer, usage and cost."""
+"""``mamba run`` and ``mamba resume``: a durable job on this machine, followed live.
+
+Both start the embedded runtime (SQLite, the embedded broker, an in-process worker and a
+reconciler; or whatever the ``runtime`` settings name), so the job runs exactly as it would on a
+fleet of workers: step by step, each step committed to SQL. The run id is printed on stderr as
+soon as the run exists, because Ctrl-C or a kill leaves it resumable with ``mamba resume``.
+"""
 
 from __future__ import annotations
 
-import json
-
 import click
-from rich.panel import Panel
 
-from mamba_worker.agent import Agent
-from mamba_worker.cli._console import stderr, stdout
+from mamba_client.schemas import RunOptions, SubmitRun
+from mamba_worker.cli._console import stderr
+from mamba_worker.cli._progress import follow, print_result
 from mamba_worker.config import AgentSettings
-from mamba_worker.workflows import ReActConfig, ReActHooks, ReActWorkflow
+from mamba_worker.durable import EmbeddedRuntime
 
 OFFLINE = "offline"
 SWITCH_HINT = (
@@ -24,59 +28,53 @@ SWITCH_HINT = (
 @click.command(name="run")
 @click.argument("prompt")
 @click.option("--model", "model_name", default=None, help="Model to use (overrides MAMBA_MODEL_BACKEND__MODEL).")
-@click.option("--max-iterations", default=10, show_default=True, help="ReAct iterations before giving up.")
+@click.option("--tool", "tools", multiple=True, help="A tool the model may call (repeatable), e.g. --tool read_file.")
+@click.option("--workflow", default="react", show_default=True, help="Registered workflow to run.")
+@click.option("--max-iterations", type=int, default=None, help="ReAct iterations before giving up.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
-def run(prompt: str, model_name: str | None, max_iterations: int, as_json: bool) -> None:
-    """Run PROMPT as a ReAct job and print the answer, usage and cost."""
+def run(
+    prompt: str,
+    model_name: str | None,
+    tools: tuple[str, ...],
+    workflow: str,
+    max_iterations: int | None,
+    as_json: bool,
+) -> None:
+    """Run PROMPT as a durable job and print the answer, usage and cost."""
     settings = AgentSettings()
     model = model_name or settings.model_backend.model
     if model is None:
         model = OFFLINE
         stderr.print(f"[yellow]{SWITCH_HINT}[/yellow]")
-    agent: Agent[None, str] = Agent(model, settings=settings)
-    hooks = ReActHooks() if as_json else _progress_hooks()
-    workflow = ReActWorkflow(agent, config=ReActConfig(max_iterations=max_iterations), hooks=hooks)
-    result = workflow.run_sync(prompt)
-    usage = agent.get_usage()
-    cost = agent.get_cost_breakdown()
-    if as_json:
-        payload = {
-            "status": "succeeded" if result.success else "failed",
-            "output": result.output,
-            "error": result.error,
-            "model": model,
-            "usage": {
-                "input_tokens": usage.input_tokens,
-                "output_tokens": usage.output_tokens,
-                "total_tokens": usage.total_tokens,
-                "requests": usage.request_count,
-            },
-            "cost_usd": cost.total_cost,
-        }
-        click.echo(json.dumps(payload))
-    else:
-        if result.success:
-            stdout.print(Panel(str(result.output), title="answer", title_align="left"))
-        else:
-            stdout.print(Panel(str(result.error), title="failed", title_align="left", style="red"))
-        stdout.print(
-            f"model {model} · {usage.request_count} requests · {usage.input_tokens} in / {usage.output_tokens} out "
-            f"tokens · cost ${cost.total_cost:.4f}"
-        )
-    if not result.success:
-        raise SystemExit(1)
+    request = SubmitRun(
+        workflow=workflow,
+        input=prompt,
+        model=model,
+        tools=list(tools),
+        options=RunOptions(max_iterations=max_iterations),
+    )
+    with EmbeddedRuntime(settings) as embedded:
+        submitted = embedded.service.submit(request)
+        stderr.print(f"run [bold]{submitted.id}[/bold] (resume it with: mamba resume {submitted.id})", highlight=False)
+        settled = _follow(embedded, submitted.id, as_json=as_json)
+    raise SystemExit(print_result(settled, as_json=as_json))
 
 
-def _progress_hooks() -> ReActHooks:
-    """Hooks that show each step on stderr as it happens."""
+@click.command(name="resume")
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+def resume(run_id: str, as_json: bool) -> None:
+    """Continue RUN_ID from its last committed step and print the answer, usage and cost."""
+    with EmbeddedRuntime(AgentSettings()) as embedded:
+        resumed = embedded.service.resume(run_id)
+        stderr.print(f"resuming run [bold]{resumed.id}[/bold] at step {resumed.current_seq}", highlight=False)
+        settled = _follow(embedded, run_id, as_json=as_json)
+    raise SystemExit(print_result(settled, as_json=as_json))
 
-    def thought(state: object, text: str) -> None:
-        stderr.print(f"[cyan]think[/cyan]    {text}")
 
-    def action(state: object, tool: str, args: object) -> None:
-        stderr.print(f"[magenta]act[/magenta]      {tool} {args}")
-
-    def observation(state: object, content: str, is_error: bool) -> None:
-        stderr.print(f"[{'red' if is_error else 'green'}]observe[/]  {content[:200]}")
-
-    return ReActHooks(on_thought=thought, on_action=action, on_observation=observation)
+def _follow(embedded: EmbeddedRuntime, run_id: str, *, as_json: bool):  # type: ignore[no-untyped-def]
+    try:
+        return follow(embedded.service, run_id, quiet=as_json)
+    except KeyboardInterrupt:
+        stderr.print(f"\ninterrupted; the run is saved. Continue it with: mamba resume {run_id}")
+        raise SystemExit(130) from None
