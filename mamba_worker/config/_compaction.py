@@ -11,6 +11,10 @@ CompactionStrategyName = Literal[
 ]
 
 
+def _default_hybrid() -> list[CompactionStrategyName]:
+    return ["selective_pruning", "sliding_window"]
+
+
 class CompactionConfig(BaseModel):
     """Context compaction settings (the ``context`` section, ``MAMBA_CONTEXT__*``)."""
 
@@ -30,9 +34,7 @@ class CompactionConfig(BaseModel):
     """Model used by ``summarize_older`` (``None``: the agent's own model)."""
     scoring_model: str | None = None
     """Model used by ``importance_scoring`` (``None``: the agent's own model)."""
-    hybrid_strategies: list[CompactionStrategyName] = Field(
-        default_factory=lambda: ["selective_pruning", "sliding_window"]
-    )
+    hybrid_strategies: list[CompactionStrategyName] = Field(default_factory=lambda: _default_hybrid())
     """Strategies ``hybrid`` applies in order, stopping once under ``target_tokens``."""
 
     @model_validator(mode="after")

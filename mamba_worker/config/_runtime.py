@@ -42,7 +42,7 @@ class RuntimeSettings(BaseModel):
     tool_sandbox: Path | None = None
     """Directory built-in file tools and ``run_bash`` are confined to in workers (default: the working directory)."""
     in_doubt_policy: Literal["wait", "rerun", "fail"] = "wait"
-    """What a re-run does with a non-idempotent tool call that may have run: wait for a person, run it again, or fail."""
+    """A re-run's choice for a non-idempotent tool call that may have run: wait for a person, rerun, or fail."""
     task_events: bool = False
     """Send Celery task events (what Flower shows); costs a little per step."""
     embedded_polling_seconds: float = Field(default=0.05, gt=0)

@@ -179,13 +179,14 @@ def _origin(loc: tuple[str, ...], records: list[_SourceRecord]) -> str:
     """The highest-priority source that supplied ``loc`` (or its section), for the message."""
     for depth in range(len(loc), 0, -1):
         for record in records:
-            if _lookup(record.values, loc[:depth]):
-                if record.label == "environment variable" or record.label.startswith("file ") and record.label.endswith(
-                    "env"
-                ):
-                    name = ENV_PREFIX + NESTED_DELIMITER.join(part.upper() for part in loc[:depth])
-                    return f"{record.label} {name}" if record.label == "environment variable" else f"{name} in {record.label}"
-                return record.label
+            if not _lookup(record.values, loc[:depth]):
+                continue
+            variable = ENV_PREFIX + NESTED_DELIMITER.join(part.upper() for part in loc[:depth])
+            if record.label == "environment variable":
+                return f"{record.label} {variable}"
+            if record.label.endswith("env"):
+                return f"{variable} in {record.label}"
+            return record.label
     return "defaults"
 
 

@@ -23,7 +23,7 @@ def wait_until(predicate: Callable[[], T], *, timeout: float = 10.0, interval: f
             return value
         if time.monotonic() > deadline:
             raise WaitTimeout(f"timed out after {timeout}s waiting for {what or predicate!r}")
-        time.sleep(interval)  # noqa: TID251 - this is the one polling loop tests may use
+        time.sleep(interval)  # the one polling loop tests may use (see test_conventions)
 
 
 async def async_wait_until(
