@@ -5,8 +5,11 @@ connect anywhere; the worker connects when it starts. ``mamba worker`` wraps thi
 """
 
 from mamba_worker.durable import ReconcilerThread, get_runtime, register_tasks
+from mamba_worker.observability import register_model_secrets, setup_logging
 
 _runtime = get_runtime()
+setup_logging(_runtime.settings.logging)
+register_model_secrets(_runtime.settings)
 app = _runtime.app
 register_tasks(app, step_names={name: _runtime.registry.steps_of(name) for name in _runtime.registry.workflow_names()})
 

@@ -11,12 +11,18 @@ from mamba_worker.cli.commands.config import config_group
 from mamba_worker.cli.commands.run import resume, run
 from mamba_worker.cli.commands.status import status
 from mamba_worker.cli.commands.worker import worker
+from mamba_worker.config import AgentSettings
 from mamba_worker.errors import MambaError
+from mamba_worker.observability import register_model_secrets, setup_logging
 
 
 @click.group()
 def cli() -> None:
     """Mamba: durable workflows for AI agents."""
+    settings = AgentSettings()
+    setup_logging(settings.logging)
+    # Secrets from the settings are masked in every log line from here on, wherever they turn up.
+    register_model_secrets(settings)
 
 
 cli.add_command(run)
