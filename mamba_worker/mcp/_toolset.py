@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, assert_never
+from typing import Any, TextIO, assert_never
 
 import httpx2
 from fastmcp.client.transports import ClientTransport, SSETransport, StdioTransport, StreamableHttpTransport
@@ -65,6 +66,7 @@ def _transport(config: MCPServerConfig, *, on_http_error: Callable[[str], None] 
                 # The server process lives exactly as long as the agent run (or connection test)
                 # that entered the toolset; a kept-alive process would outlive its event loop.
                 keep_alive=False,
+                log_file=_server_stderr(),
             )
         case "sse":
             assert config.url is not None  # MCPServerConfig guarantees a url for HTTP transports
@@ -75,6 +77,21 @@ def _transport(config: MCPServerConfig, *, on_http_error: Callable[[str], None] 
             return StreamableHttpTransport(config.url, headers=http_headers(config), httpx_client_factory=factory)
         case _:
             assert_never(config.transport)
+
+
+def _server_stderr() -> TextIO | None:
+    """Where a stdio server's stderr goes: ``None`` (the client's default, ``sys.stderr``) when that is a real file.
+
+    The server process inherits a file descriptor, and ``sys.stderr`` has none in Jupyter, under
+    pytest's ``capsys``, or where a host replaced it with a logger object: starting the server
+    would fail with ``UnsupportedOperation: fileno`` (MCP python-sdk issues #156 and #855). There
+    the interpreter's original stderr takes its place.
+    """
+    try:
+        sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both OSError and ValueError
+        return sys.__stderr__
+    return None
 
 
 def _status_reporting_client_factory(report: Callable[[str], None]) -> Any:

@@ -93,3 +93,14 @@ async def test_tools_of_several_servers_are_offered_side_by_side(calc_server: Ru
 
     assert await run_agent(manager, model) == "two_add returned 2"
     assert model.offered == ["one_add", "one_echo", "one_read_env", "two_add", "two_echo", "two_read_env"]
+
+
+def test_stdio_server_starts_when_sys_stderr_has_no_file_descriptor(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Jupyter, pytest's capsys and logging hosts replace sys.stderr with an object without fileno();
+    # the server process must still get a real stderr to inherit.
+    import io
+    import sys
+
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    result = MCPClientManager([stdio_config()]).test_connection_sync("calc")
+    assert result.success, result.error
