@@ -57,6 +57,11 @@ def step(method: StepMethod) -> StepMethod:
     return method
 
 
+def _summary(method: object) -> str:
+    """The first line of ``method``'s docstring ("" without one)."""
+    return (inspect.getdoc(method) or "").split("\n", 1)[0].strip() if method is not None else ""
+
+
 class StepWorkflow(Workflow[DepsT, OutputT, StateT], Generic[DepsT, OutputT, StateT]):
     """Base class for workflows made of named steps.
 
@@ -136,7 +141,8 @@ class StepWorkflow(Workflow[DepsT, OutputT, StateT], Generic[DepsT, OutputT, Sta
             while True:
                 if state.current_step >= self._config.max_steps:
                     raise MaxStepsExceededError(f"workflow {self.name!r} reached max_steps={self._config.max_steps}")
-                record = self._begin_step(state, name)
+                # The step method's docstring summary says what the step does (hooks show it).
+                record = self._begin_step(state, name, _summary(getattr(self, name, None)))
                 await self._trigger("on_step_start", state, record.step_number, name)
                 try:
                     result = await asyncio.wait_for(

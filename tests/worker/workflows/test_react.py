@@ -195,3 +195,12 @@ def test_state_type_is_generic_workflow_state(in_tmp_cwd: Path) -> None:
 @pytest.mark.parametrize("name", ["think", "act", "observe", "compact"])
 def test_react_declares_its_steps(name: str) -> None:
     assert name in ReActWorkflow.step_names()
+
+
+async def test_step_records_describe_their_step(in_tmp_cwd: Path) -> None:
+    # The spec's on_step_complete hook prints step.description: each step says what it does.
+    result = await ReActWorkflow(_agent(scripted_model())).run("What does mamba mean?")
+    descriptions = {step.step_type: step.description for step in result.state.steps}
+    assert descriptions["think"].startswith("One model request.")
+    assert descriptions["act"].startswith("Execute the tool calls of the last response")
+    assert descriptions["observe"].startswith("Record observations")
