@@ -1,0 +1,301 @@
+"""Fixtures' building blocks for the durable runtime's tests.
+
+- `PostgresDatabases`: one throwaway PostgreSQL database per test session, a fresh schema per test.
+- `RuntimeFactory`: settings and `Runtime`s for one test on SQLite (a temporary file) or PostgreSQL,
+  with the embedded broker (a temporary file) or Redis (a queue of its own, whose keys it deletes
+  at the end), and short leases and intervals so recovery paths run in well under a second.
+- `RecordingDispatcher` and friends: dispatchers that keep, lose or drop messages, so tests can
+  drive steps one by one with a `StepExecutor` and no worker, or stage a lost doorbell.
+- `drive`: execute a run's steps in order until it settles.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+import sqlalchemy as sa
+from pydantic import SecretStr
+from pydantic_ai.models import Model
+from sqlalchemy.engine import make_url
+
+from mamba_client.schemas import Event, RunStatus, SubmitRun
+from mamba_worker.config import AgentSettings, RuntimeSettings
+from mamba_worker.durable import EmbeddedRuntime, Registry, RunService, Runtime, StepExecutor, StepOutcome
+from mamba_worker.durable._dispatch import Dispatcher
+from mamba_worker.durable._names import event_stream_key
+from mamba_worker.durable.store import RunStore, mark_dispatched_txn
+from mamba_worker.tools import FilesystemSecurity
+
+SETTLED = {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.WAITING}
+
+FAST: dict[str, Any] = {
+    "lease_seconds": 2.0,
+    "heartbeat_seconds": 0.5,
+    "reconciler_interval_seconds": 0.2,
+    "dispatch_grace_seconds": 0.2,
+    "redispatch_after_seconds": 1.0,
+    "retry_backoff_seconds": 0.01,
+    "embedded_polling_seconds": 0.02,
+}
+"""Runtime settings that make every recovery path quick (tests override single values)."""
+
+
+class PostgresDatabases:
+    """One throwaway PostgreSQL database per test session, with a fresh schema per caller."""
+
+    def __init__(self, base_url: str) -> None:
+        self._admin = sa.create_engine(base_url, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+        self._database = f"mamba_test_{uuid.uuid4().hex[:12]}"
+        with self._admin.connect() as connection:
+            connection.exec_driver_sql(f'CREATE DATABASE "{self._database}"')
+        self._url = make_url(base_url).set(database=self._database).render_as_string(hide_password=False)
+
+    def fresh(self) -> str:
+        """The URL of a new, empty schema in the session's database."""
+        schema = f"s_{uuid.uuid4().hex[:12]}"
+        engine = sa.create_engine(self._url, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+        with engine.connect() as connection:
+            connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+        engine.dispose()
+        return (
+            make_url(self._url)
+            .update_query_dict({"options": f"-csearch_path={schema}"})
+            .render_as_string(hide_password=False)
+        )
+
+    def drop(self) -> None:
+        """Drop the session's database."""
+        with self._admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{self._database}" WITH (FORCE)')
+        self._admin.dispose()
+
+
+@dataclass
+class RuntimeFactory:
+    """Settings and runtimes of one test; `close` releases them and deletes the test's Redis keys.
+
+    Args:
+        database_url: The test's state store.
+        broker_url: The test's broker.
+        queue: A queue no other test uses.
+        sandbox: The directory built-in tools are confined to.
+        redis_url: Set when the broker is Redis (for cleanup and pub/sub).
+    """
+
+    database_url: str
+    broker_url: str
+    queue: str
+    sandbox: Path
+    redis_url: str | None = None
+    registry: Registry = field(default_factory=lambda: registry_with_test_workflows())
+    """The test's own registry (`registry_with_test_workflows`), where `model` puts scripted models."""
+    runtimes: list[Runtime] = field(default_factory=list)
+
+    def runtime_settings(self, **overrides: Any) -> RuntimeSettings:
+        """Fast runtime settings over this test's database, broker and queue."""
+        values: dict[str, Any] = {
+            **FAST,
+            "database_url": SecretStr(self.database_url),
+            "broker_url": SecretStr(self.broker_url),
+            "default_queue": self.queue,
+            "tool_sandbox": self.sandbox,
+            **overrides,
+        }
+        return RuntimeSettings(**values)
+
+    def settings(self, **overrides: Any) -> AgentSettings:
+        """`AgentSettings` with `runtime_settings` (``overrides`` are runtime settings)."""
+        return AgentSettings(runtime=self.runtime_settings(**overrides))
+
+    def harness(self, **overrides: Any) -> Harness:
+        """A `Harness` over a new runtime (``overrides`` are runtime settings)."""
+        return Harness.over(self.runtime(**overrides))
+
+    def runtime(self, *, registry: Registry | None = None, **overrides: Any) -> Runtime:
+        """A new `Runtime` (a "worker process" of its own: its own engine and worker id)."""
+        runtime = Runtime(self.settings(**overrides), registry=registry or self.registry)
+        self.runtimes.append(runtime)
+        return runtime
+
+    def model(self, name: str, model: Model) -> str:
+        """Let runs of this test name ``model``; returns ``name``."""
+        self.registry.add_model(name, lambda: model)
+        return name
+
+    def close(self) -> None:
+        """Dispose every runtime's engine and delete the Redis keys of this test's queue and runs."""
+        run_ids: list[str] = []
+        for runtime in self.runtimes:
+            try:
+                run_ids += [run.id for run in runtime.store.list_runs(limit=1000).items]
+            except sa.exc.SQLAlchemyError:
+                pass
+            runtime.dispose()
+        if self.redis_url is not None:
+            client = redis.Redis.from_url(self.redis_url)
+            try:
+                keys = [key for key in client.scan_iter(match=f"*{self.queue}*")]
+                keys += [event_stream_key(run_id) for run_id in set(run_ids)]
+                if keys:
+                    client.delete(*keys)
+                for binding in client.scan_iter(match="_kombu.binding.*"):
+                    members = [m for m in client.smembers(binding) if self.queue.encode() in m]
+                    if members:
+                        client.srem(binding, *members)
+            finally:
+                client.close()
+
+
+def registry_with_test_workflows() -> Registry:
+    """A fresh registry with the ``dt_*`` tools and ``dt_count`` of `tests._support.durable_workflows`.
+
+    Tests register their scripted models in it without touching the process-wide registry.
+    """
+    from mamba_worker.durable import default_registry
+    from mamba_worker.workflows import WorkflowConfig
+    from tests._support.durable_workflows import CountWorkflow
+
+    registry = Registry()
+    registry.add_workflow(
+        "dt_count", lambda options, prompts: CountWorkflow(config=WorkflowConfig()), steps=CountWorkflow.step_names()
+    )
+    names = [name for name in default_registry.tool_names() if name.startswith("dt_")]
+    for tool in default_registry.tools_for(names, sandbox=FilesystemSecurity(sandbox_mode=True)):
+        registry.add_tool(tool)
+    return registry
+
+
+# -- dispatchers --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A message a dispatcher was asked to send."""
+
+    run_id: str
+    seq: int
+    task_name: str
+    queue: str
+
+
+class RecordingDispatcher(Dispatcher):
+    """Keeps messages instead of sending them, and stamps the outbox as the real one does.
+
+    Tests then execute the steps themselves (`drive`), deterministically and without a worker.
+    """
+
+    def __init__(self, runtime: Runtime) -> None:
+        super().__init__(runtime.app, runtime.store)
+        self.sent: list[Sent] = []
+
+    def send(self, *, run_id: str, seq: int, task_name: str, queue: str) -> str:
+        """Record the message and stamp the outbox row."""
+        self.sent.append(Sent(run_id, seq, task_name, queue))
+        task_id = f"{run_id}:{seq}:{uuid.uuid4().hex[:8]}"
+        with self._store.session() as session, session.begin():
+            mark_dispatched_txn(session, run_id, seq, task_id=task_id)
+        return task_id
+
+    def seqs(self, run_id: str) -> list[int]:
+        """The step numbers sent for ``run_id``, in order."""
+        return [sent.seq for sent in self.sent if sent.run_id == run_id]
+
+
+class LosingDispatcher(RecordingDispatcher):
+    """Stamps the outbox as sent, but the broker "loses" the message (it is only recorded)."""
+
+
+class DroppingDispatcher(Dispatcher):
+    """A worker that dies right after its commit: nothing is sent and the outbox is not stamped."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        super().__init__(runtime.app, runtime.store)
+        self.dropped: list[Sent] = []
+
+    def send(self, *, run_id: str, seq: int, task_name: str, queue: str) -> str:
+        """Forget the message."""
+        self.dropped.append(Sent(run_id, seq, task_name, queue))
+        return ""
+
+
+def executor(runtime: Runtime, dispatcher: Dispatcher | None = None) -> StepExecutor:
+    """A `StepExecutor` over ``runtime`` sending through ``dispatcher`` (default: a `RecordingDispatcher`)."""
+    return StepExecutor(runtime, dispatcher=dispatcher or RecordingDispatcher(runtime))
+
+
+async def drive(
+    step_executor: StepExecutor, store: RunStore, run_id: str, *, max_steps: int = 100
+) -> list[StepOutcome]:
+    """Execute ``run_id``'s newest step until the run settles; the outcomes, in order."""
+    outcomes: list[StepOutcome] = []
+    for _ in range(max_steps):
+        run = store.get_run(run_id)
+        if run.status in SETTLED:
+            return outcomes
+        outcomes.append(await step_executor.execute(run_id, run.current_seq))
+    raise AssertionError(f"run {run_id} did not settle within {max_steps} steps: {outcomes}")
+
+
+@dataclass
+class Harness:
+    """One "worker" without Celery: a runtime, a `RecordingDispatcher`, a `RunService` and a `StepExecutor`."""
+
+    runtime: Runtime
+    dispatcher: RecordingDispatcher
+    service: RunService
+    executor: StepExecutor
+
+    @classmethod
+    def over(cls, runtime: Runtime) -> Harness:
+        """A harness over ``runtime``."""
+        dispatcher = RecordingDispatcher(runtime)
+        return cls(
+            runtime=runtime,
+            dispatcher=dispatcher,
+            service=RunService(runtime, dispatcher=dispatcher),
+            executor=StepExecutor(runtime, dispatcher=dispatcher),
+        )
+
+    @property
+    def store(self) -> RunStore:
+        """The runtime's store."""
+        return self.runtime.store
+
+    def submit(self, input: str = "What is 2 + 3?", **fields: Any) -> str:
+        """Submit a run; its id."""
+        return self.service.submit(SubmitRun(input=input, **fields)).id
+
+    async def step(self, run_id: str, seq: int | None = None) -> StepOutcome:
+        """Execute step ``seq`` (default: the newest) once."""
+        return await self.executor.execute(run_id, seq if seq is not None else self.store.get_run(run_id).current_seq)
+
+    async def drive(self, run_id: str) -> list[StepOutcome]:
+        """Execute steps until the run settles."""
+        return await drive(self.executor, self.store, run_id)
+
+
+def event_types(events: list[Event]) -> list[str]:
+    """The ``type`` of each event."""
+    return [event.type for event in events]
+
+
+def start_embedded(factory: RuntimeFactory, **overrides: Any) -> Iterator[EmbeddedRuntime]:
+    """Start an `EmbeddedRuntime` (worker thread + reconciler) over ``factory``'s config; stop it after."""
+    runtime = factory.runtime(**overrides)
+    embedded = EmbeddedRuntime(runtime.settings, runtime=runtime)
+    embedded.start()
+    try:
+        yield embedded
+    finally:
+        embedded.stop()
+
+
+BACKENDS = ("sqlite", "postgresql")
+"""The state stores (the ``db`` fixture's values)."""
+BROKERS = ("embedded", "redis")
+"""The brokers (the ``broker`` fixture's values)."""
