@@ -12,7 +12,7 @@ import importlib
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from pydantic_ai import Tool
 from pydantic_ai.models import Model
@@ -162,7 +162,15 @@ def register_workflow(cls: W) -> W:
     return cls
 
 
-def register_tool(func: F | None = None, *, name: str | None = None, idempotent: bool = False) -> Any:
+@overload
+def register_tool(func: F, *, name: str | None = None, idempotent: bool = False) -> F: ...
+
+
+@overload
+def register_tool(func: None = None, *, name: str | None = None, idempotent: bool = False) -> Callable[[F], F]: ...
+
+
+def register_tool(func: F | None = None, *, name: str | None = None, idempotent: bool = False) -> F | Callable[[F], F]:
     """Decorator: make a function callable as a tool by runs that name it.
 
     ``idempotent=False`` (the default) is the safe choice: after a crash in the middle of the call,
