@@ -100,6 +100,17 @@ class Agent(Generic[DepsT, OutputT]):
             retries=self.config.max_retries,
         )
 
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Agent[DepsT, OutputT]:
+        """Open the model's HTTP client and the toolsets (MCP servers) once for many runs."""
+        await self._agent.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        """Close what `__aenter__` opened."""
+        await self._agent.__aexit__(*exc_info)
+
     # -- running ---------------------------------------------------------------------------
 
     async def run(self, prompt: str, *, deps: DepsT | None = None, **kwargs: Any) -> AgentRunResult[OutputT]:

@@ -175,3 +175,11 @@ async def test_manual_compact_reports_removed(in_tmp_cwd: Path) -> None:
     result = await agent.compact()
     assert result.removed_count > 0
     assert agent.get_context_state().token_count <= 60
+
+
+async def test_async_context_manager_opens_and_closes(in_tmp_cwd: Path) -> None:
+    agent = Agent(TestModel(custom_output_text="ok"), settings=_settings())
+    async with agent as entered:
+        assert entered is agent
+        assert (await agent.run("hi")).output == "ok"
+    assert len(agent.get_messages()) == 2
