@@ -57,17 +57,26 @@ class Runtime:
         self.counter = TokenCounter(config=settings.tokenizer)
         self.costs = CostEstimator()
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._models: dict[str, Model] = {}
+        self._models: dict[tuple[str, int], Model] = {}
         self._lock = threading.Lock()
 
     def model(self, name: str | None) -> Model:
-        """The model a run names (or the configured default), built once per process."""
-        key = name or self.settings.model_backend.model or ""
+        """The model a run names (or the configured default), built once per worker thread.
+
+        Per thread, not per process: a model's HTTP client belongs to the event loop that opened
+        it, and each worker thread (threads pool) runs steps on its own long-lived loop.
+        """
+        name = name or self.settings.model_backend.model or ""
+        key = (name, threading.get_ident())
         with self._lock:
             model = self._models.get(key)
             if model is None:
-                factory = self.registry.model_factory(key)
-                model = factory() if factory is not None else create_model(name, settings=self.settings.model_backend)
+                factory = self.registry.model_factory(name)
+                model = (
+                    factory()
+                    if factory is not None
+                    else create_model(name or None, settings=self.settings.model_backend)
+                )
                 self._models[key] = model
             return model
 
