@@ -15,9 +15,10 @@ importing it registers the tools and the workflow in the default registry.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ClassVar
 
 from pydantic import BaseModel
@@ -27,21 +28,22 @@ from pydantic_ai.usage import RequestUsage
 
 from mamba_worker.durable import current_tool_call, register_model, register_tool, register_workflow
 from mamba_worker.workflows import Finish, Next, StepContext, StepResult, StepWorkflow, step
+from tests._support.wait import async_wait_until
 
 
 class SimulatedCrash(BaseException):
     """Stands for the worker process dying here: no ``except Exception`` on the step path catches it."""
 
 
-Move = ModelResponse | BaseException | Callable[[list[ModelMessage]], ModelResponse]
+Move = ModelResponse | BaseException | Callable[[list[ModelMessage]], ModelResponse | Awaitable[ModelResponse]]
 
 
 class Script:
     """A scripted model: each request plays the next move; ``calls`` counts the requests.
 
     Args:
-        moves: In order: a `ModelResponse` to return, an exception to raise, or a function of the
-            messages returning a response. After the last move the last one repeats.
+        moves: In order: a `ModelResponse` to return, an exception to raise, or a function (sync or
+            async) of the messages returning a response. After the last move the last one repeats.
         model_name: The name the responses carry.
     """
 
@@ -51,7 +53,7 @@ class Script:
         self.model = FunctionModel(self._respond, model_name=model_name)
         self._lock = threading.Lock()
 
-    def _respond(self, messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    async def _respond(self, messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
         with self._lock:
             index = min(self.calls, len(self.moves) - 1)
             self.calls += 1
@@ -60,7 +62,38 @@ class Script:
             raise move
         if isinstance(move, ModelResponse):
             return move
-        return move(messages)
+        response = move(messages)
+        return await response if inspect.isawaitable(response) else response
+
+
+class Gate:
+    """A move that blocks the model call until the test opens the gate (from any thread).
+
+    ``entered`` is set once the model call is waiting, so the test knows the step is mid-call.
+    """
+
+    def __init__(self, *, timeout: float = 15.0) -> None:
+        self.entered = threading.Event()
+        self._open = threading.Event()
+        self._timeout = timeout
+
+    def open(self) -> None:
+        """Let the waiting call (and every later one) go on."""
+        self._open.set()
+
+    def then(self, response: ModelResponse) -> Callable[[list[ModelMessage]], Awaitable[ModelResponse]]:
+        """A move that waits for the gate, then returns ``response``."""
+
+        async def move(messages: list[ModelMessage]) -> ModelResponse:
+            self.entered.set()
+
+            async def is_open() -> bool:
+                return self._open.is_set()
+
+            await async_wait_until(is_open, timeout=self._timeout, interval=0.01, what="the test to open the gate")
+            return response
+
+        return move
 
 
 def usage(input_tokens: int = 10, output_tokens: int = 5) -> RequestUsage:
