@@ -25,11 +25,12 @@ from sqlalchemy.engine import make_url
 
 from mamba_client.schemas import Event, RunStatus, SubmitRun
 from mamba_worker.config import AgentSettings, RuntimeSettings
-from mamba_worker.durable import EmbeddedRuntime, Registry, RunService, Runtime, StepExecutor, StepOutcome
+from mamba_worker.durable import EmbeddedRuntime, FaultPoint, Registry, RunService, Runtime, StepExecutor, StepOutcome
 from mamba_worker.durable._dispatch import Dispatcher
 from mamba_worker.durable._names import event_stream_key
-from mamba_worker.durable.store import RunStore, mark_dispatched_txn
+from mamba_worker.durable.store import RunStore, mark_dispatched_txn, utcnow
 from mamba_worker.tools import FilesystemSecurity
+from tests._support.wait import wait_until
 
 SETTLED = {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.WAITING}
 
@@ -299,3 +300,37 @@ BACKENDS = ("sqlite", "postgresql")
 """The state stores (the ``db`` fixture's values)."""
 BROKERS = ("embedded", "redis")
 """The brokers (the ``broker`` fixture's values)."""
+
+
+def arm_fault(monkeypatch: Any, point: FaultPoint, *, times: int = 1) -> None:
+    """Make the next ``times`` passes through ``point`` "crash" this worker (raise `SimulatedCrash`).
+
+    The in-process twin of ``MAMBA_FAULTS=<point>:kill``: the step path is left exactly where a
+    ``kill -9`` would leave it (lease held, nothing committed past the point).
+    """
+    from mamba_worker.durable import _commit, _executor, _faults, _recording
+    from tests._support.durable_workflows import SimulatedCrash
+
+    remaining = [times]
+    original = _faults.fault
+
+    def fault(reached: FaultPoint) -> None:
+        if reached == point and remaining[0] > 0:
+            remaining[0] -= 1
+            raise SimulatedCrash(f"crash at {point.value}")
+        original(reached)
+
+    for module in (_commit, _executor, _recording):
+        monkeypatch.setattr(module, "fault", fault)
+
+
+async def after_crash(h: Harness, run_id: str, seq: int | None = None) -> StepOutcome:
+    """Deliver the step again once the crashed attempt's lease has expired (what the reconciler does)."""
+    seq = seq if seq is not None else h.store.get_run(run_id).current_seq
+
+    def expired() -> bool:
+        row = h.store.get_step_row(run_id, seq)
+        return row.lease_expires_at is not None and row.lease_expires_at < utcnow()
+
+    wait_until(expired, timeout=10, interval=0.02, what=f"the lease of step {seq} to expire")
+    return await h.executor.execute(run_id, seq)

@@ -1,0 +1,190 @@
+"""The ledgers: a re-run step reuses finished tool calls and recorded model responses (invariant 6).
+
+A "crash" is `SimulatedCrash` (raised by an armed tool or fault point): it leaves the step running
+under its lease, as ``kill -9`` would. `after_crash` delivers the step again once that lease expired.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from mamba_client.schemas import (
+    ModelResponseRecorded,
+    RunStatus,
+    StepCommitted,
+    StepStatus,
+    ToolCallStatus,
+    WaitReason,
+)
+from mamba_worker.durable import FaultPoint, StepOutcome
+from tests._support.durable import BACKENDS, Harness, RuntimeFactory, after_crash, arm_fault
+from tests._support.durable_workflows import (
+    CALLS,
+    SEEN,
+    Move,
+    Script,
+    SimulatedCrash,
+    answer,
+    arm_crash,
+    call,
+    calls,
+)
+
+FAST_LEASE = {"lease_seconds": 0.3}
+
+
+async def _crash_in_act(
+    factory: RuntimeFactory, moves: list[Move], tools: list[str], **settings: object
+) -> tuple[Harness, str, Script]:
+    """Run think, then an act that crashes; returns the harness, the run id and the script."""
+    script = Script(moves)
+    h = factory.harness(**{**FAST_LEASE, **settings})
+    run_id = h.submit(model=factory.model("scripted", script.model), tools=tools)
+    assert await h.step(run_id) == StepOutcome.COMMITTED  # think
+    with pytest.raises(SimulatedCrash):
+        await h.step(run_id)  # act, attempt 1
+    return h, run_id, script
+
+
+@pytest.mark.parametrize("db", BACKENDS, indirect=True)
+async def test_a_rerun_of_act_reuses_finished_calls_and_reruns_an_unfinished_idempotent_one(
+    factory: RuntimeFactory,
+) -> None:
+    arm_crash("dt_loop")
+    h, run_id, _ = await _crash_in_act(
+        factory,
+        [calls([("dt_add", {"a": 2, "b": 3}, "c1"), ("dt_loop", {}, "c2")]), answer("5")],
+        ["dt_add", "dt_loop"],
+    )
+    assert {row.tool_call_id: row.status for row in h.store.get_tool_calls(run_id, 2)} == {
+        "c1": ToolCallStatus.FINISHED,
+        "c2": ToolCallStatus.STARTED,
+    }
+
+    assert await after_crash(h, run_id) == StepOutcome.COMMITTED
+
+    assert CALLS["dt_add"] == 1  # finished in attempt 1: reused
+    assert CALLS["dt_loop"] == 2  # unfinished and idempotent: run again
+    rows = h.store.get_tool_calls(run_id, 2)
+    assert {row.tool_call_id: (row.status, row.attempt) for row in rows} == {
+        "c1": (ToolCallStatus.FINISHED, 1),
+        "c2": (ToolCallStatus.FINISHED, 2),
+    }
+    await h.drive(run_id)
+    assert h.service.get(run_id).status == RunStatus.SUCCEEDED
+
+
+async def test_a_reused_call_gives_the_model_the_same_result(factory: RuntimeFactory) -> None:
+    arm_crash("dt_loop")
+    h, run_id, _ = await _crash_in_act(
+        factory,
+        [calls([("dt_add", {"a": 2, "b": 3}, "c1"), ("dt_loop", {}, "c2")]), answer("5")],
+        ["dt_add", "dt_loop"],
+    )
+    await after_crash(h, run_id)
+
+    state = h.store.get_run_row(run_id).state
+    assert state is not None
+    assert '"content":5' in state.replace(" ", "")
+
+
+@pytest.mark.parametrize("db", BACKENDS, indirect=True)
+async def test_an_unfinished_non_idempotent_call_makes_the_run_wait(factory: RuntimeFactory) -> None:
+    arm_crash("dt_send")
+    h, run_id, _ = await _crash_in_act(
+        factory, [call("dt_send", {"to": "bob"}, call_id="c1"), answer("sent")], ["dt_send"]
+    )
+
+    assert await after_crash(h, run_id) == StepOutcome.WAITING
+
+    assert CALLS["dt_send"] == 1
+    run = h.service.get(run_id)
+    assert run.status == RunStatus.WAITING
+    assert run.waiting is not None
+    assert (run.waiting.reason, run.waiting.seq, run.waiting.tool_call_ids) == (WaitReason.IN_DOUBT, 2, ["c1"])
+    assert [row.status for row in h.store.get_tool_calls(run_id, 2)] == [ToolCallStatus.IN_DOUBT]
+    assert "run.waiting" in [event.type for event in h.service.events(run_id)]
+
+
+async def test_with_the_rerun_policy_an_unfinished_non_idempotent_call_runs_again(factory: RuntimeFactory) -> None:
+    arm_crash("dt_send")
+    h, run_id, _ = await _crash_in_act(
+        factory, [call("dt_send", {"to": "bob"}, call_id="c1"), answer("sent")], ["dt_send"], in_doubt_policy="rerun"
+    )
+
+    assert await after_crash(h, run_id) == StepOutcome.COMMITTED
+
+    assert CALLS["dt_send"] == 2
+    # Both executions carried the same idempotency key, for the external API to deduplicate.
+    assert SEEN["dt_send"] == [f"{run_id}:2:c1", f"{run_id}:2:c1"]
+    await h.drive(run_id)
+    assert h.service.get(run_id).status == RunStatus.SUCCEEDED
+
+
+async def test_with_the_fail_policy_an_unfinished_non_idempotent_call_fails_the_run(factory: RuntimeFactory) -> None:
+    arm_crash("dt_send")
+    h, run_id, _ = await _crash_in_act(
+        factory, [call("dt_send", {"to": "bob"}, call_id="c1"), answer("sent")], ["dt_send"], in_doubt_policy="fail"
+    )
+
+    assert await after_crash(h, run_id) == StepOutcome.FAILED
+
+    assert CALLS["dt_send"] == 1
+    run = h.service.get(run_id)
+    assert run.status == RunStatus.FAILED
+    assert run.error is not None
+    assert run.error.code == "step_in_doubt"
+
+
+async def test_tools_see_their_call_identity(factory: RuntimeFactory) -> None:
+    script = Script([calls([("dt_add", {"a": 1, "b": 1}, "ca"), ("dt_send", {"to": "x"}, "cs")]), answer("ok")])
+    h = factory.harness()
+    run_id = h.submit(model=factory.model("scripted", script.model), tools=["dt_add", "dt_send"])
+
+    await h.drive(run_id)
+
+    assert SEEN["dt_add"] == [f"{run_id}:2:ca"]  # a sync tool (run in a thread)
+    assert SEEN["dt_send"] == [f"{run_id}:2:cs"]  # an async tool
+
+
+@pytest.mark.parametrize("db", BACKENDS, indirect=True)
+async def test_a_recorded_model_response_is_replayed_after_a_crash(
+    factory: RuntimeFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script = Script([answer("first", tokens=(100, 10)), answer("second", tokens=(1000, 100))])
+    h = factory.harness(**FAST_LEASE)
+    run_id = h.submit(model=factory.model("scripted", script.model))
+    arm_fault(monkeypatch, FaultPoint.BEFORE_STEP_COMMIT)
+    with pytest.raises(SimulatedCrash):
+        await h.step(run_id)  # think: the response is recorded, the commit never happens
+
+    assert await after_crash(h, run_id) == StepOutcome.COMMITTED
+    await h.drive(run_id)
+
+    assert script.calls == 1
+    run = h.service.get(run_id)
+    assert run.output == "first"
+    assert (run.usage.input_tokens, run.usage.output_tokens, run.usage.requests) == (100, 10, 1)
+    committed = next(e for e in h.service.events(run_id) if isinstance(e, StepCommitted) and e.step_seq == 1)
+    assert (committed.attempt, committed.usage.requests) == (2, 0)
+    replayed = [e for e in h.service.events(run_id) if isinstance(e, ModelResponseRecorded)]
+    assert len(replayed) == 1
+
+
+async def test_usage_of_every_attempt_counts_and_totals_equal_the_ledger(factory: RuntimeFactory) -> None:
+    from mamba_worker.errors import ModelBackendError
+
+    # Attempt 1's request fails after nothing was recorded; attempt 2's succeeds.
+    script = Script([ModelBackendError("server busy", status_code=503), answer("5", tokens=(40, 4))])
+    h = factory.harness()
+    run_id = h.submit(model=factory.model("scripted", script.model))
+    assert await h.step(run_id) == StepOutcome.RETRY_SCHEDULED
+    assert await h.step(run_id) == StepOutcome.COMMITTED
+    await h.drive(run_id)
+
+    ledger = h.store.get_model_calls(run_id, 1)
+    run = h.service.get(run_id)
+    assert [(row.attempt, row.requests) for row in ledger] == [(2, 1)]
+    every_call = [row for step in h.service.steps(run_id) for row in h.store.get_model_calls(run_id, step.seq)]
+    assert run.usage.input_tokens == sum(row.input_tokens for row in every_call) == 40
+    assert h.store.get_step_row(run_id, 1).status == StepStatus.COMMITTED
