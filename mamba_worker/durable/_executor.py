@@ -127,6 +127,9 @@ class StepExecutor:
             self._finish_cancelled(claimed)
             return StepOutcome.CANCELLED
         except StepInDoubtError as error:
+            if self._rt.runtime.in_doubt_policy == "fail":
+                # in_doubt_policy="fail": no person is asked; the run fails (resumable) with the call named.
+                return self._fail(claimed, error)
             self._wait_in_doubt(claimed, error)
             return StepOutcome.WAITING
         except Exception as error:
