@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from celery import Celery
+from celery.signals import worker_process_init
 from pydantic_ai.models import Model
 from sqlalchemy import Engine
 
@@ -89,6 +90,17 @@ class Runtime:
         """Release database connections (at worker shutdown)."""
         self.engine.dispose()
 
+    def after_fork(self) -> None:
+        """In a forked child (a prefork pool process): forget what the parent's connections were.
+
+        The parent built this runtime (and migrated, and reconciles) before forking; a socket both
+        processes use interleaves their traffic (wrong rows, corrupt results). The pooled
+        connections are forgotten here, not closed: the parent still uses them.
+        """
+        self.engine.dispose(close=False)
+        self._lock = threading.Lock()
+        self._models = {}
+
     def __repr__(self) -> str:
         return f"Runtime(worker_id={self.worker_id!r})"
 
@@ -102,6 +114,12 @@ def set_runtime(runtime: Runtime | None) -> None:
     global _current
     with _current_lock:
         _current = runtime
+
+
+@worker_process_init.connect(weak=False)
+def _after_fork(**_: Any) -> None:
+    if _current is not None:
+        _current.after_fork()
 
 
 def get_runtime(**overrides: Any) -> Runtime:
