@@ -22,9 +22,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 
-from pydantic_ai.exceptions import UnexpectedModelBehavior
-from sqlalchemy.exc import DBAPIError
-
 from mamba_client.schemas import (
     ErrorBody,
     Event,
@@ -39,10 +36,12 @@ from mamba_client.schemas import (
     Waiting,
     WaitReason,
 )
+from mamba_worker.durable._attempts import allowed_attempts, attempt_limit
 from mamba_worker.durable._commit import CommitOutcome, RunCancelledError, StepCommit, commit_step
 from mamba_worker.durable._context import DurableStepContext
 from mamba_worker.durable._dispatch import Dispatcher
 from mamba_worker.durable._events import EventPublisher
+from mamba_worker.durable._failures import error_body, is_transient
 from mamba_worker.durable._faults import FaultPoint, fault
 from mamba_worker.durable._lease import StepLease
 from mamba_worker.durable._runtime import Runtime
@@ -60,7 +59,7 @@ from mamba_worker.durable.store import (
     update_run_txn,
     utcnow,
 )
-from mamba_worker.errors import AuthenticationError, ConfigurationError, MambaError, ModelBackendError
+from mamba_worker.errors import ConfigurationError
 
 logger = logging.getLogger(__name__)
 
@@ -170,11 +169,12 @@ class StepExecutor:
             )
             if attempt is None:
                 pass
-            elif attempt > rt.runtime.max_step_attempts:
+            elif attempt > (limit := attempt_limit(rt.store, run, seq, attempt=attempt, runtime=rt.runtime)):
+                allowed = allowed_attempts(run, rt.runtime)
                 error = ErrorBody(
                     code="poison_message",
-                    message=f"step {seq} ({step.name}) was attempted {attempt - 1} times without committing; "
-                    f"the run is stopped (max_step_attempts={rt.runtime.max_step_attempts}). "
+                    message=f"step {seq} ({step.name}) was attempted {allowed} times without committing; "
+                    f"the run is stopped (max_step_attempts={allowed}, attempt {attempt} of at most {limit}). "
                     "Fix the cause, then resume the run.",
                 )
                 abort_step_txn(session, run_id, seq, error=error)
@@ -300,8 +300,10 @@ class StepExecutor:
     def _fail(self, claimed: _Claimed, error: Exception) -> StepOutcome:
         rt = self._rt
         run, step, attempt = claimed.run, claimed.step, claimed.attempt
-        retry = _is_transient(error) and attempt < rt.runtime.max_step_attempts
-        body = _error_body(error)
+        # Another attempt only if the next one is still within the allowance.
+        next_limit = attempt_limit(rt.store, run, step.seq, attempt=attempt + 1, runtime=rt.runtime)
+        retry = is_transient(error) and attempt < next_limit
+        body = error_body(error)
         trace = "".join(traceback.format_exception(error))
         logger.log(
             logging.WARNING if retry else logging.ERROR,
@@ -340,7 +342,7 @@ class StepExecutor:
     def _wait_in_doubt(self, claimed: _Claimed, error: StepInDoubtError) -> None:
         rt = self._rt
         run, step = claimed.run, claimed.step
-        body = _error_body(error)
+        body = error_body(error)
         waiting = Waiting(
             reason=WaitReason.IN_DOUBT, seq=step.seq, prompt=str(error), tool_call_ids=[error.tool_call_id]
         )
@@ -380,21 +382,3 @@ class StepExecutor:
                 self._publisher.publish(
                     append_events_txn(session, [RunCancelled(run_id=run.id, reason="cancel requested", usage=usage)])
                 )
-
-
-def _is_transient(error: BaseException) -> bool:
-    """Failures that another attempt may not meet: infrastructure, not the step's logic."""
-    if isinstance(error, AuthenticationError | ConfigurationError):
-        return False
-    return isinstance(error, ModelBackendError | DBAPIError | ConnectionError | TimeoutError | OSError)
-
-
-def _error_body(error: BaseException) -> ErrorBody:
-    if isinstance(error, MambaError):
-        return ErrorBody(code=error.code, message=str(error))
-    if isinstance(error, UnexpectedModelBehavior):
-        # "A model that returns garbage fails the step with the raw response recorded."
-        body = getattr(error, "body", None)
-        raw = f" Raw response: {body[:4000]}" if isinstance(body, str) and body else ""
-        return ErrorBody(code="model_garbage", message=f"{error.message}.{raw}")
-    return ErrorBody(code="step_error", message=f"{type(error).__name__}: {error}")
