@@ -1,0 +1,85 @@
+"""SIGKILL a worker in the middle of a step; another worker finishes the run (DESIGN.md invariants 2, 4, 6).
+
+The scripted run is think → act (``append_note`` then ``lookup``) → observe → think → act
+(``final_answer``) → observe. A gate holds the victim at the chosen point; the test kills it there,
+releases the gate and lets a spare worker (booted meanwhile) in. The lease expires, the spare's
+reconciler re-dispatches the step, and the run must end exactly like an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from mamba_client.schemas import RedispatchReason, RunStatus, WaitReason
+from tests._support.crash.workflow import NOTE_LOG
+from tests.crash.conftest import CrashRig, RigFactory
+
+pytestmark = pytest.mark.slow
+
+
+def kill_at(rig: CrashRig, point: str, *, pool: str = "solo") -> tuple[str, float]:
+    """Run the script until a worker is inside ``point``, SIGKILL that worker; returns the run id and the kill time."""
+    rig.gates.hold(point)
+    victim = rig.workers.start("victim", pool=pool, wait=False)
+    spare = rig.workers.start("spare", held=True)
+    victim.wait_ready()
+    run = rig.submit()
+    pids = rig.wait_entered(point, run.id)
+    assert rig.workers.owner_of(pids[0]) is victim
+    victim.kill()
+    killed_at = time.monotonic()
+    rig.gates.release(point)
+    spare.let_in()
+    return run.id, killed_at
+
+
+def assert_recovered(rig: CrashRig, run_id: str, killed_at: float) -> None:
+    """The run finished within the recovery deadline, each step committed once, like an uninterrupted run."""
+    run = rig.wait_finished(run_id, timeout=rig.recovery_deadline - (time.monotonic() - killed_at))
+    steps = rig.assert_committed_once(run_id)
+    assert RedispatchReason.LEASE_EXPIRED in rig.redispatch_reasons(run_id), rig.describe(run_id)
+    reference = rig.run_uninterrupted()
+    assert run.output == reference.output
+    assert steps == rig.assert_committed_once(reference.id)
+
+
+def test_a_worker_killed_mid_think_is_replaced_and_the_run_finishes_as_if_uninterrupted(rig: CrashRig) -> None:
+    run_id, killed_at = kill_at(rig, "think-1")
+
+    assert_recovered(rig, run_id, killed_at)
+    # The crashed think is the only step that ran twice; the note was written once per run.
+    attempts = {seq: attempt for seq, _, _, attempt in rig.step_rows(run_id)}
+    assert attempts[1] == 2
+    assert len(rig.gates.lines(NOTE_LOG)) == 2  # this run's and the reference run's
+
+
+def test_a_worker_killed_mid_act_reruns_only_the_idempotent_call(rig_factory: RigFactory) -> None:
+    # Prefork on PostgreSQL + Redis: the pool child is killed with its parent (one process group).
+    rig = rig_factory(database="postgresql", broker="redis")
+    run_id, killed_at = kill_at(rig, "act-lookup", pool="prefork")
+
+    assert_recovered(rig, run_id, killed_at)
+    # append_note (not idempotent) finished before the kill: its recorded result was reused.
+    notes = rig.gates.lines(NOTE_LOG)
+    assert len(notes) == 2, notes  # this run's and the reference run's
+    assert len(rig.gates.entries("act-lookup")) == 3  # killed attempt, its re-run, the reference run
+
+
+def test_a_crash_after_a_non_idempotent_tool_started_leaves_the_run_waiting_in_doubt(rig: CrashRig) -> None:
+    victim = rig.workers.start("victim", faults="after_tool_started:kill", wait=False)
+    spare = rig.workers.start("spare", held=True)
+    victim.wait_ready()
+    run = rig.submit()
+    assert victim.wait_exit() == -9
+    spare.let_in()
+
+    waiting = rig.wait_status(run.id, RunStatus.WAITING, timeout=rig.recovery_deadline)
+    assert waiting.waiting is not None
+    assert waiting.waiting.reason == WaitReason.IN_DOUBT
+    assert waiting.waiting.tool_call_ids == ["call-note"]
+    # The fault fired after the ledger said "started" and before the tool ran: it never ran, and
+    # nobody ran it again.
+    assert rig.gates.lines(NOTE_LOG) == []
+    assert RedispatchReason.LEASE_EXPIRED in rig.redispatch_reasons(run.id)
