@@ -20,6 +20,8 @@ Nothing connects here: the first query does.
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -124,7 +126,7 @@ def _sqlite_engine(url: URL, *, busy_timeout_seconds: float, echo: bool) -> Engi
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
-            cursor.execute("PRAGMA journal_mode = WAL")
+            _ensure_wal(cursor, timeout=busy_timeout_seconds)
             cursor.execute("PRAGMA synchronous = NORMAL")
             cursor.execute("PRAGMA foreign_keys = ON")
         finally:
@@ -138,3 +140,24 @@ def _sqlite_engine(url: URL, *, busy_timeout_seconds: float, echo: bool) -> Engi
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _ensure_wal(cursor: sqlite3.Cursor, *, timeout: float) -> None:
+    """Switch the database to WAL (a persistent setting), tolerating other processes doing the same.
+
+    Changing the journal mode needs an exclusive lock, and SQLite answers "database is locked" at
+    once instead of calling the busy handler; so wait here, up to the busy timeout. Once the file
+    is in WAL mode, later connections only read the mode and never need the lock.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        if cursor.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+            return
+        try:
+            # An in-memory database answers "memory" and stays so; that is fine.
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+        time.sleep(0.005)

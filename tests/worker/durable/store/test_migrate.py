@@ -90,3 +90,13 @@ def test_downgrade_removes_every_table(fresh_url: str) -> None:
         assert set(sa.inspect(engine).get_table_names()) == {VERSION_TABLE}
     finally:
         engine.dispose()
+
+
+def test_sqlite_connections_enforce_foreign_keys_after_an_upgrade(tmp_path: object) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path}/state.db", busy_timeout_seconds=1)
+    try:
+        upgrade_database(engine)
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    finally:
+        engine.dispose()
