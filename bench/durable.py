@@ -23,8 +23,8 @@ Backends:
     Redis database number (must be empty; flushed at the end). Run ends are seen live on the
     runtime's Redis event channels.
   * ``sqlite``: the default: SQLite state store and the embedded (SQLite) broker, in a temporary
-    directory. Run ends are seen by polling the run every 2 ms (the embedded broker publishes
-    no events).
+    directory. Run ends are seen by polling the run every 10 ms (MAMBA_BENCH_POLL_SECONDS; the
+    embedded broker publishes no events).
 
 Usage:
     .venv/bin/python bench/durable.py                       # both backends, print the figures
@@ -64,6 +64,8 @@ RESULTS = Path(__file__).with_name("RESULTS.md")
 SECTION = "## Durable runtime"
 PG_ADMIN_URL = os.environ.get("MAMBA_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_HOST_URL = os.environ.get("MAMBA_BENCH_REDIS_URL", "redis://127.0.0.1:6379")
+POLL_SECONDS = float(os.environ.get("MAMBA_BENCH_POLL_SECONDS", "0.01"))
+"""How often run ends are polled on the embedded broker (each poll costs the driver CPU on 2 cores)."""
 SETTLED_TYPES = ("run.succeeded", "run.failed", "run.cancelled", "run.waiting")
 
 _FILLER = ("The quick brown fox jumps over the lazy dog while the agent considers its next tool call. ") * 40
@@ -348,7 +350,7 @@ class RedisWatcher:
 class PollingWatcher:
     """Sees run ends by reading the run every ``interval`` seconds (for the embedded broker)."""
 
-    def __init__(self, service: Any, *, interval: float = 0.002) -> None:
+    def __init__(self, service: Any, *, interval: float = 0.01) -> None:
         self._service = service
         self._interval = interval
 
@@ -398,7 +400,7 @@ def measure_mamba(
     figures = Figures()
     with Workers(config.workers, {**os.environ, **env, "PYTHONPATH": str(ROOT)}, log_dir=log_dir) as workers:
         watcher: RedisWatcher | PollingWatcher = (
-            RedisWatcher(redis_url) if redis_url else PollingWatcher(service, interval=0.002)
+            RedisWatcher(redis_url) if redis_url else PollingWatcher(service, interval=POLL_SECONDS)
         )
         try:
 
@@ -530,6 +532,10 @@ def versions() -> str:
     )
 
 
+PROFILE_NOTES = Path(__file__).with_name("durable_profile.md")
+"""Where a step's time goes (py-spy and cProfile findings); included in the section as written."""
+
+
 def render(results: list[dict[str, Any]], config: Config, command: str) -> str:
     rows = []
     for r in results:
@@ -595,7 +601,11 @@ stricter than what Mamba pays). Every measured run was checked in SQL: succeeded
 {verdict}
 
 "PG transactions/step" counts every committed or rolled-back transaction of the benchmark's own
-database (reads included; `pg_stat_database`), workers and driver together.
+database (reads included; `pg_stat_database`), workers and driver together. On SQLite the driver
+sees run ends by polling the run every {POLL_SECONDS * 1000:.0f} ms; that polling is the driver CPU in
+that row, and it competes with the workers for the 2 cores.
+
+{PROFILE_NOTES.read_text().strip() if PROFILE_NOTES.exists() else ""}
 The machine has 2 cores shared with other engineers' builds and tests: the client, the workers,
 PostgreSQL and Redis all share them, figures move by up to 2× between runs, and each run here is
 kept to a few minutes. Compare ratios, not milliseconds; `## Durable runtime vs anchors` has the
