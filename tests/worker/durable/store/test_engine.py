@@ -95,3 +95,13 @@ def test_rejects_a_malformed_url_without_echoing_it() -> None:
     with pytest.raises(ConfigurationError) as caught:
         create_engine(SecretStr("::not a url hunter2::"))
     assert "hunter2" not in str(caught.value)
+
+
+def test_the_default_relative_path_is_created_under_the_working_directory(in_tmp_cwd: Path) -> None:
+    engine = create_engine("sqlite:///.mamba/mamba.db")
+    try:
+        with engine.connect() as connection:
+            connection.exec_driver_sql("SELECT 1")
+    finally:
+        engine.dispose()
+    assert (in_tmp_cwd / ".mamba" / "mamba.db").is_file()
