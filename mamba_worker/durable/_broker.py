@@ -25,8 +25,10 @@ from typing import Any
 from kombu.transport import TRANSPORT_ALIASES
 from kombu.transport.sqlalchemy import Channel as SQLAlchemyChannel
 from kombu.transport.sqlalchemy import Transport as SQLAlchemyTransport
+from kombu.transport.sqlalchemy.models import metadata
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 SCHEME = "mamba"
 """URL scheme of the embedded broker: ``mamba+sqlite:///<file>``."""
@@ -60,7 +62,35 @@ class EmbeddedChannel(SQLAlchemyChannel):
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
 
+        _create_tables(engine)
         return engine
+
+    def _get_or_create(self, queue: str) -> Any:
+        """kombu's, made safe across processes (its lock is per process).
+
+        Two workers starting at once both find no row for their queue and both insert it; the
+        loser's INSERT fails on the unique name, and the row it wanted now exists.
+        """
+        kombu: Any = super()  # kombu's channel is untyped here
+        try:
+            return kombu._get_or_create(queue)
+        except IntegrityError:
+            self.session.rollback()
+            return kombu._get_or_create(queue)
+
+
+def _create_tables(engine: Engine) -> None:
+    """Create kombu's tables before kombu does, tolerating another process creating them meanwhile.
+
+    kombu checks for the tables, then creates them; a process that checked before another one
+    created them fails with "table ... already exists". Its second try finds them.
+    """
+    try:
+        metadata.create_all(engine)
+    except OperationalError as error:
+        if "already exists" not in str(error):
+            raise
+        metadata.create_all(engine)
 
 
 class EmbeddedTransport(SQLAlchemyTransport):
