@@ -84,10 +84,24 @@ class CrashRig:
         """A fresh run of the same script with no gate held (the reference a crashed run must equal)."""
         return self.wait_finished(self.submit().id)
 
+    def wait(self, predicate: Callable[[], object], what: str, *, run_id: str, timeout: float = 60.0) -> None:
+        """`wait_until`, failing with the run's story and the workers' logs."""
+        try:
+            wait_until(predicate, timeout=timeout, what=what)
+        except WaitTimeout as error:
+            raise AssertionError(f"{error}\n{self.describe(run_id)}") from None
+
     def wait_entered(self, point: str, run_id: str, *, count: int = 1, timeout: float = 60.0) -> list[int]:
         """`Gates.wait_entered`, failing with the run's story and the workers' logs."""
         try:
             return self.gates.wait_entered(point, count=count, timeout=timeout)
+        except WaitTimeout as error:
+            raise AssertionError(f"{error}\n{self.describe(run_id)}") from None
+
+    def wait_done(self, task_id: str, run_id: str, *, timeout: float = 60.0) -> str:
+        """`Gates.wait_done`, failing with the run's story and the workers' logs."""
+        try:
+            return self.gates.wait_done(task_id, timeout=timeout)
         except WaitTimeout as error:
             raise AssertionError(f"{error}\n{self.describe(run_id)}") from None
 
@@ -118,11 +132,11 @@ class CrashRig:
         """The reasons of the run's ``step.redispatched`` events."""
         return [str(event.reason) for event in self.events(run_id) if isinstance(event, StepRedispatched)]
 
-    def send_step(self, task_name: str, run_id: str, seq: int) -> None:
-        """Send a step's task message by hand, as a broker redelivery would (bypasses the outbox)."""
-        self.runtime.app.send_task(
-            task_name, args=[run_id, seq], queue=self.stack.queue, task_id=f"dup-{uuid.uuid4().hex[:8]}"
-        )
+    def send_step(self, task_name: str, run_id: str, seq: int) -> str:
+        """Send a step's task message by hand, as a broker redelivery would (bypasses the outbox); returns its id."""
+        task_id = f"dup-{uuid.uuid4().hex[:12]}"
+        self.runtime.app.send_task(task_name, args=[run_id, seq], queue=self.stack.queue, task_id=task_id)
+        return task_id
 
     def describe(self, run_id: str) -> str:
         """The run, its steps and its events, and the workers' logs: what a failure message needs."""

@@ -76,6 +76,12 @@ class Gates:
 
         return wait_until(reached, timeout=timeout, what=f"{count} entries at gate {point}")
 
+    def wait_done(self, task_id: str, *, timeout: float = 60.0) -> str:
+        """Wait until a worker has run the task ``task_id``; returns the step's outcome (``not_claimable``...)."""
+        path = self.directory / f"done.{task_id}"
+        wait_until(path.exists, timeout=timeout, what=f"task {task_id} to run")
+        return path.read_text().strip()
+
     def lines(self, name: str) -> list[str]:
         """Lines of the log file ``name`` in the gate directory (what a tool appended)."""
         path = self.directory / name

@@ -11,7 +11,8 @@ It registers, by name:
   ``append_note.log`` in the gate directory, so running it twice shows.
 
 It also writes ``ready.<pid>`` into the gate directory when a Celery worker of this process is
-ready, so tests wait for workers without reading their logs.
+ready, and ``done.<task_id>`` (holding the step's outcome) after each task, so tests wait for
+workers and deliveries without reading logs or sleeping.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from celery.signals import worker_ready
+from celery.signals import task_postrun, worker_ready
 from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, ToolCallPart, ToolReturnPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
@@ -76,3 +77,9 @@ register_model(MODEL_NAME, lambda: FunctionModel(script, model_name=MODEL_NAME))
 def _announce_ready(**_: Any) -> None:
     if os.environ.get("CRASHTEST_DIR"):
         (gate_dir() / f"ready.{os.getpid()}").touch()
+
+
+@task_postrun.connect(weak=False)
+def _announce_done(task_id: str | None = None, retval: Any = None, **_: Any) -> None:
+    if os.environ.get("CRASHTEST_DIR") and task_id:
+        append_line(gate_dir() / f"done.{task_id}", str(retval))
