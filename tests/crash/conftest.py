@@ -63,9 +63,19 @@ class CrashRig:
 
     def wait_status(self, run_id: str, *statuses: RunStatus, timeout: float) -> Run:
         """Wait for the run to reach one of ``statuses``; on timeout, fail with the run, its steps and the logs."""
+
+        def reached() -> Run | None:
+            try:
+                run = self.service.get(run_id)
+            except sa.exc.DBAPIError:
+                # This process's pooled connection died with a database restart; the next poll
+                # reconnects (the test observes the system, it is not the system under test).
+                return None
+            return run if run.status in statuses else None
+
         try:
             return wait_until(
-                lambda: (run := self.service.get(run_id)).status in statuses and run,
+                reached,
                 timeout=timeout,
                 interval=0.05,
                 what=f"run {run_id} to be {'/'.join(statuses)}",

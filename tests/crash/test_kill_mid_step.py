@@ -68,9 +68,19 @@ def test_a_worker_killed_mid_think_is_replaced_and_the_run_finishes_as_if_uninte
     assert len(rig.gates.lines(NOTE_LOG)) == 2  # this run's and the reference run's
 
 
-def test_a_worker_killed_mid_act_reruns_only_the_idempotent_call(rig_factory: RigFactory) -> None:
-    # Prefork on PostgreSQL + Redis: the pool child is killed with its parent (one process group).
-    rig = rig_factory(database="postgresql", broker="redis")
+@pytest.mark.parametrize(
+    ("database", "broker"),
+    [
+        pytest.param("postgresql", "redis", id="postgresql-redis"),
+        pytest.param("sqlite", "embedded", id="sqlite-embedded"),
+    ],
+)
+def test_a_worker_killed_mid_act_reruns_only_the_idempotent_call(
+    rig_factory: RigFactory, database: str, broker: str
+) -> None:
+    # Prefork: the step runs in a pool child, killed with its parent (one process group); the
+    # child inherited the parent's connections, which it must not share.
+    rig = rig_factory(database=database, broker=broker)
     run_id, killed_at = kill_at(rig, "act-lookup", pool="prefork")
 
     assert_recovered(rig, run_id, killed_at)

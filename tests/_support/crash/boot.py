@@ -12,13 +12,14 @@ zygote runs no thread (forking is safe), so a forked worker behaves like a cold 
 
 The zygote writes ``<ticket>/pid`` after each fork, reaps its children and writes
 ``<ticket>/exit`` with the exit status (negative: the signal that killed it). It exits when the
-test session that started it is gone.
+test session that started it is gone, and its workers die with it (``PR_SET_PDEATHSIG``).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -33,11 +34,23 @@ def _write(path: Path, text: str) -> None:
     partial.rename(path)  # atomic: readers never see half a file
 
 
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this worker when the zygote dies, so a killed test session leaves no worker behind."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: teardown still kills every worker it started
+
+
 def _run_worker(request: dict[str, Any]) -> None:
     """In the forked child: become the worker; never returns."""
     code = 1
     try:
         os.setsid()
+        _die_with_parent()
         ticket = Path(request["ticket"])
         log = os.open(ticket / "output.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.dup2(log, 1)
