@@ -26,6 +26,7 @@ from mamba_client.schemas import (
     StepCommitted,
     Usage,
 )
+from mamba_worker.durable._dispatch import new_task_id
 from mamba_worker.durable._faults import FaultPoint, fault
 from mamba_worker.durable._names import step_task_name
 from mamba_worker.durable.errors import LeaseLostError, RunError
@@ -55,6 +56,8 @@ class NextDispatch:
     seq: int
     task_name: str
     queue: str
+    task_id: str
+    """The Celery task id the outbox row was stamped with; send the message with exactly this id."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -114,9 +117,18 @@ def commit_step(store: RunStore, commit: StepCommit) -> CommitOutcome:
                 next_seq = commit.seq + 1
                 task_name = step_task_name(commit.workflow, next_step)
                 insert_step_txn(session, run_id=commit.run_id, seq=next_seq, name=next_step)
-                insert_outbox_txn(session, run_id=commit.run_id, seq=next_seq, task_name=task_name, queue=commit.queue)
+                task_id = new_task_id(commit.run_id, next_seq)
+                # Stamped dispatched in this transaction: the executor sends right after the commit.
+                insert_outbox_txn(
+                    session,
+                    run_id=commit.run_id,
+                    seq=next_seq,
+                    task_name=task_name,
+                    queue=commit.queue,
+                    dispatching_as=task_id,
+                )
                 next_dispatch = NextDispatch(
-                    run_id=commit.run_id, seq=next_seq, task_name=task_name, queue=commit.queue
+                    run_id=commit.run_id, seq=next_seq, task_name=task_name, queue=commit.queue, task_id=task_id
                 )
                 events.append(_committed(commit, next_step=next_step))
                 status = RunStatus.RUNNING
@@ -140,8 +152,8 @@ def commit_step(store: RunStore, commit: StepCommit) -> CommitOutcome:
             case _:
                 assert_never(commit.result)
         numbered = append_events_txn(session, events)
-    # Committed. A crash from here on leaves the successor's outbox row unsent; the reconciler
-    # sends it after dispatch_grace_seconds.
+    # Committed. A crash from here on leaves the successor stamped but unsent: no worker claims
+    # it, and the reconciler sends it again after redispatch_after (a lease's length by default).
     fault(FaultPoint.AFTER_STEP_COMMIT)
     return CommitOutcome(next=next_dispatch, events=numbered, status=status)
 

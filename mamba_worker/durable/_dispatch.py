@@ -31,10 +31,19 @@ class Dispatcher:
         undispatched, so the reconciler sends it again; the second message is harmless because
         only one worker can claim the step. The other order could lose the message for good.
         """
-        task_id = f"{run_id}:{seq}:{uuid.uuid4().hex[:8]}"
-        # Only ids travel: the state is in SQL, so messages stay tiny and never go stale.
-        self._app.send_task(task_name, args=[run_id, seq], queue=queue, task_id=task_id, ignore_result=True)
+        task_id = new_task_id(run_id, seq)
+        self.publish(run_id=run_id, seq=seq, task_name=task_name, queue=queue, task_id=task_id)
         with self._store.session() as session, session.begin():
             mark_dispatched_txn(session, run_id, seq, task_id=task_id)
-        logger.debug("dispatched %s for run %s step %s on %s", task_name, run_id, seq, queue)
         return task_id
+
+    def publish(self, *, run_id: str, seq: int, task_name: str, queue: str, task_id: str) -> None:
+        """Send the task only: for an outbox row already stamped in the committing transaction."""
+        # Only ids travel: the state is in SQL, so messages stay tiny and never go stale.
+        self._app.send_task(task_name, args=[run_id, seq], queue=queue, task_id=task_id, ignore_result=True)
+        logger.debug("dispatched %s for run %s step %s on %s", task_name, run_id, seq, queue)
+
+
+def new_task_id(run_id: str, seq: int) -> str:
+    """A Celery task id for one message of a step (unique per send, readable in Flower)."""
+    return f"{run_id}:{seq}:{uuid.uuid4().hex[:8]}"

@@ -47,6 +47,7 @@ from mamba_worker.durable._lease import StepLease
 from mamba_worker.durable._runtime import Runtime
 from mamba_worker.durable.errors import LeaseLostError, RunNotFoundError, StepInDoubtError, StepNotFoundError
 from mamba_worker.durable.store import (
+    OutboxRow,
     RunRow,
     StepRow,
     abort_step_txn,
@@ -135,11 +136,12 @@ class StepExecutor:
             return self._fail(claimed, error)
         self._publisher.publish(outcome.events)
         if outcome.next is not None:
-            self._dispatcher.send(
+            self._dispatcher.publish(
                 run_id=outcome.next.run_id,
                 seq=outcome.next.seq,
                 task_name=outcome.next.task_name,
                 queue=outcome.next.queue,
+                task_id=outcome.next.task_id,
             )
         return StepOutcome.COMMITTED
 
@@ -191,10 +193,9 @@ class StepExecutor:
                 return StepOutcome.POISON
             else:
                 if run.status == RunStatus.PENDING:
+                    # Only the first step moves the run; later steps find it running already.
                     events.append(RunStarted(run_id=run_id))
-                update_run_txn(
-                    session, run_id, status=RunStatus.RUNNING, only_if_status=[RunStatus.PENDING, RunStatus.RUNNING]
-                )
+                    update_run_txn(session, run_id, status=RunStatus.RUNNING, only_if_status=[RunStatus.PENDING])
                 events.append(
                     StepStarted(run_id=run_id, step_seq=seq, step=step.name, attempt=attempt, worker=rt.worker_id)
                 )
@@ -207,10 +208,22 @@ class StepExecutor:
         return _Claimed(run=run, step=step, attempt=attempt)
 
     def _ensure_successor(self, run_id: str, seq: int) -> None:
-        """A committed step's duplicate delivery: send the successor if its doorbell never rang."""
-        for row in self._rt.store.get_outbox_pending(older_than=utcnow() + timedelta(days=1)):
-            if row.run_id == run_id and row.seq == seq + 1:
-                self._dispatcher.send(run_id=row.run_id, seq=row.seq, task_name=row.task_name, queue=row.queue)
+        """A committed step's duplicate delivery: ring the successor again if its message looks lost.
+
+        The commit stamps the successor's outbox row and the message goes out right after; if
+        the committing worker died in between, the message never left. When the successor is
+        still unclaimed ``dispatch_grace_seconds`` after the stamp, send it again (harmless if
+        the first one was merely slow: only one claim can win).
+        """
+        grace = timedelta(seconds=self._rt.runtime.dispatch_grace_seconds)
+        with self._rt.store.session() as session:
+            successor = session.get(StepRow, (run_id, seq + 1))
+            outbox = session.get(OutboxRow, (run_id, seq + 1))
+        if successor is None or outbox is None or successor.status not in (StepStatus.PENDING, StepStatus.DISPATCHED):
+            return
+        if outbox.dispatched_at is not None and outbox.dispatched_at > utcnow() - grace:
+            return
+        self._dispatcher.send(run_id=run_id, seq=seq + 1, task_name=outbox.task_name, queue=outbox.queue)
 
     # -- run and commit ----------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from pydantic_ai.messages import ModelMessage, ModelMessagesTypeAdapter, ModelRe
 from pydantic_ai.models import Model, ModelRequestParameters
 from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.settings import ModelSettings
+from sqlmodel import Session
 
 from mamba_client.schemas import ToolCallStatus, Usage
 from mamba_worker.durable._faults import FaultPoint, fault
@@ -209,7 +210,8 @@ class ToolLedger:
                 tool_call_id=tool_call_id,
                 tool_name=tool_name,
             )
-        with self._store.session() as session, session.begin():
+
+        def start(session: Session) -> None:
             if previous is None:
                 record_tool_call_started_txn(
                     session,
@@ -223,6 +225,13 @@ class ToolLedger:
                 )
             else:
                 restart_tool_call_txn(session, self._run_id, self._seq, tool_call_id, attempt=self._attempt)
+
+        if not idempotent:
+            # Only a call that must not run twice needs "started" durable BEFORE it runs; an
+            # idempotent one may simply run again after a crash, so its start is written with its
+            # result (one transaction per call instead of two).
+            with self._store.session() as session, session.begin():
+                start(session)
         # Committed: from here a crash leaves the call "started", which is what a re-run must see.
         fault(FaultPoint.AFTER_TOOL_STARTED)
         token = _current_call.set(
@@ -236,6 +245,8 @@ class ToolLedger:
         # A failure the model is told about is still a finished call: its result (the error text
         # the model saw) is what a re-run must replay.
         with self._store.session() as session, session.begin():
+            if idempotent:
+                start(session)
             record_tool_call_finished_txn(
                 session, self._run_id, self._seq, tool_call_id, result=_dump_part(outcome.part)
             )

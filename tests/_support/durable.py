@@ -202,6 +202,10 @@ class RecordingDispatcher(Dispatcher):
             mark_dispatched_txn(session, run_id, seq, task_id=task_id)
         return task_id
 
+    def publish(self, *, run_id: str, seq: int, task_name: str, queue: str, task_id: str) -> None:
+        """Record the message (its outbox row was stamped by the commit)."""
+        self.sent.append(Sent(run_id, seq, task_name, queue))
+
     def seqs(self, run_id: str) -> list[int]:
         """The step numbers sent for ``run_id``, in order."""
         return [sent.seq for sent in self.sent if sent.run_id == run_id]
@@ -222,6 +226,10 @@ class DroppingDispatcher(Dispatcher):
         """Forget the message."""
         self.dropped.append(Sent(run_id, seq, task_name, queue))
         return ""
+
+    def publish(self, *, run_id: str, seq: int, task_name: str, queue: str, task_id: str) -> None:
+        """Forget the message (the commit stamped its outbox row: the reconciler's stalled-dispatch path)."""
+        self.dropped.append(Sent(run_id, seq, task_name, queue))
 
 
 def executor(runtime: Runtime, dispatcher: Dispatcher | None = None) -> StepExecutor:
@@ -285,9 +293,11 @@ def event_types(events: list[Event]) -> list[str]:
     return [event.type for event in events]
 
 
-def start_embedded(factory: RuntimeFactory, **overrides: Any) -> Iterator[EmbeddedRuntime]:
+def start_embedded(
+    factory: RuntimeFactory, *, registry: Registry | None = None, **overrides: Any
+) -> Iterator[EmbeddedRuntime]:
     """Start an `EmbeddedRuntime` (worker thread + reconciler) over ``factory``'s config; stop it after."""
-    runtime = factory.runtime(**overrides)
+    runtime = factory.runtime(registry=registry, **overrides)
     embedded = EmbeddedRuntime(runtime.settings, runtime=runtime)
     embedded.start()
     try:

@@ -29,6 +29,7 @@ def insert_outbox_txn(
     task_name: str,
     queue: str,
     not_before: datetime | None = None,
+    dispatching_as: str | None = None,
     now: datetime | None = None,
 ) -> bool:
     """Queue the step's task message; ``False`` when the step already has an outbox row.
@@ -44,6 +45,10 @@ def insert_outbox_txn(
         task_name: Celery task name (`mamba_worker.durable._names.step_task_name`).
         queue: Celery queue.
         not_before: Do not send before this time (retry backoff).
+        dispatching_as: The caller sends the message right after its commit, with this task id:
+            the row is stamped dispatched now, saving a transaction per step. If the sender dies
+            before sending, the row looks dispatched but the step is never claimed, and the
+            reconciler re-sends it after ``redispatch_after`` (`RunStore.get_stalled_dispatches`).
         now: The time to record (default: now).
     """
     now = now or utcnow()
@@ -52,12 +57,12 @@ def insert_outbox_txn(
         "seq": seq,
         "task_name": task_name,
         "queue": queue,
-        "attempt": 0,
-        "task_id": None,
+        "attempt": 0 if dispatching_as is None else 1,
+        "task_id": dispatching_as,
         "created_at": now,
         "queued_at": now,
         "not_before": not_before,
-        "dispatched_at": None,
+        "dispatched_at": None if dispatching_as is None else now,
     }
     return insert_ignore(session, OUTBOX, values, conflict=["run_id", "seq"]).rowcount == 1
 

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from datetime import timedelta
 
 import pytest
+from sqlalchemy import update
 
 from mamba_client.schemas import StepCommitted, StepStarted
 from mamba_worker.durable import StepOutcome
+from mamba_worker.durable.store import utcnow
+from mamba_worker.durable.store._tables import OUTBOX
 from tests._support.durable import (
     BACKENDS,
     DroppingDispatcher,
@@ -51,6 +55,17 @@ async def test_a_duplicate_sends_the_successor_the_first_delivery_never_sent(fac
     assert await dying.execute(run_id, 1) == StepOutcome.COMMITTED
     assert h.dispatcher.seqs(run_id) == [1]
 
+    # Right after the commit a duplicate does not ring again: the message may just be in flight.
+    assert await h.step(run_id, 1) == StepOutcome.DUPLICATE
+    assert h.dispatcher.seqs(run_id) == [1]
+
+    # Once the dispatch grace has passed with the successor unclaimed, it does.
+    with h.store.session() as session, session.begin():
+        session.execute(
+            update(OUTBOX)
+            .where(OUTBOX.c.run_id == run_id, OUTBOX.c.seq == 2)
+            .values(dispatched_at=utcnow() - timedelta(hours=1))
+        )
     assert await h.step(run_id, 1) == StepOutcome.DUPLICATE
     assert h.dispatcher.seqs(run_id) == [1, 2]
     assert len(_committed_events(h, run_id, 1)) == 1
