@@ -307,7 +307,7 @@ class RedisWatcher:
 
     def __init__(self, redis_url: str) -> None:
         self._client = redis.Redis.from_url(redis_url)
-        self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+        self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
         self._pubsub.psubscribe("mamba:events:*")
         self._done: dict[str, float] = {}
         self._cond = threading.Condition()
@@ -514,9 +514,7 @@ def machine() -> str:
 
 
 def versions() -> str:
-    import celery
-    import kombu
-    import sqlalchemy
+    from importlib.metadata import version
 
     try:
         redis_server = redis.Redis.from_url(REDIS_HOST_URL).info("server")["redis_version"]
@@ -526,8 +524,8 @@ def versions() -> str:
         row = conn.execute("show server_version").fetchone()
     pg_server = row[0].split()[0] if row else "?"
     return (
-        f"Python {platform.python_version()}, celery {celery.__version__}, kombu {kombu.__version__}, "
-        f"SQLAlchemy {sqlalchemy.__version__}, psycopg {psycopg.__version__}, redis-py {redis.__version__}, "
+        f"Python {platform.python_version()}, celery {version('celery')}, kombu {version('kombu')}, "
+        f"SQLAlchemy {version('sqlalchemy')}, psycopg {version('psycopg')}, redis-py {version('redis')}, "
         f"Redis server {redis_server}, PostgreSQL server {pg_server}, SQLite {sqlite3.sqlite_version}"
     )
 

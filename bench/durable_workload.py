@@ -18,10 +18,8 @@ benchmark's Celery app (``bench.durable_app``) installs it before Celery loads t
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-from typing import Any
 
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart
 from pydantic_ai.models import Model
@@ -73,14 +71,3 @@ class BenchRuntime(Runtime):
         if name == SCRIPTED_MODEL:
             return SCRIPTED
         return super().model(name)
-
-
-def workload_shape() -> dict[str, Any]:
-    """Sizes of the workload, for the report."""
-    response = asyncio.run(_script([], None))  # type: ignore[arg-type]  # the script ignores info
-    return {
-        "k": K,
-        "steps_per_run": 3 * K,
-        "think_text_chars": len(response.parts[0].content),  # type: ignore[union-attr]
-        "tool_result_chars": len(bench_lookup("q9", 9)),
-    }
