@@ -611,9 +611,18 @@ same workload measured against LangGraph, DBOS and plain Celery in one run.
 
 - Machine: {machine()}.
 - Versions: {versions()}.
-- Run: {datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}.
+- Run: {datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}, at commit {_commit()}.
 - Command: `{command}`
 """
+
+
+def _commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    except OSError:
+        return "?"
+    dirty = subprocess.run(["git", "diff", "--quiet", "--", "mamba_worker"], cwd=ROOT).returncode != 0
+    return out.stdout.strip() + (" (mamba_worker/ with uncommitted changes)" if dirty else "")
 
 
 def write_section(text: str) -> None:
