@@ -3,16 +3,17 @@
 Importing Mamba costs several CPU-seconds, and a crash test needs two or three workers; on two
 shared cores, cold starts would dominate the suite. So one process per test session imports
 Mamba, Celery, the broker transports and the crash workflow module, loads the tokenizer tables,
-and then forks a worker for each request a test writes into ``DIR`` (``<n>.request``, JSON:
-``ticket`` folder, ``env``, ``unset``, ``cwd``, ``argv``). The child starts its own session
+and then forks a worker for each request a test writes to its stdin (one JSON line: ``ticket``
+folder, ``env``, ``unset``, ``cwd``, ``argv``). The child starts its own session
 (process group), sends its output to ``<ticket>/output.log``, applies the environment and runs
 Celery's own command line, ``celery -A mamba_worker worker ...``: a real worker process, as the
 ``celery`` script would start it. Nothing in Mamba reads the environment at import time, and the
 zygote runs no thread (forking is safe), so a forked worker behaves like a cold one.
 
 The zygote writes ``<ticket>/pid`` after each fork, reaps its children and writes
-``<ticket>/exit`` with the exit status (negative: the signal that killed it). It exits when the
-test session that started it is gone, and its workers die with it (``PR_SET_PDEATHSIG``).
+``<ticket>/exit`` with the exit status (negative: the signal that killed it). It exits at the end
+of its stdin (the test session closed it, or is gone), and its workers die with it
+(``PR_SET_PDEATHSIG``).
 """
 
 from __future__ import annotations
@@ -21,11 +22,8 @@ import json
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 from typing import Any
-
-POLL_SECONDS = 0.01
 
 
 def _write(path: Path, text: str) -> None:
@@ -51,6 +49,9 @@ def _run_worker(request: dict[str, Any]) -> None:
     try:
         os.setsid()
         _die_with_parent()
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)  # the zygote's request pipe is not the worker's
+        os.close(devnull)
         ticket = Path(request["ticket"])
         log = os.open(ticket / "output.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.dup2(log, 1)
@@ -93,16 +94,8 @@ def _reap(children: dict[int, Path]) -> None:
 
 def main() -> None:
     directory = Path(sys.argv[1])
-    parent = os.getppid()
     # The slow part, done once: imports, and the tokenizer's tables (cached per process; every
     # Runtime builds a TokenCounter).
-    import celery.__main__
-    import celery.apps.worker
-    import celery.bin.celery
-    import celery.concurrency.prefork
-    import celery.concurrency.solo
-    import celery.concurrency.thread
-    import celery.worker.consumer  # noqa: F401
     import kombu.transport.pyamqp
     import kombu.transport.redis  # noqa: F401
 
@@ -111,21 +104,26 @@ def main() -> None:
     from mamba_worker.tokens import TokenCounter
 
     TokenCounter()
-    _write(directory / "booted", str(os.getpid()))
     children: dict[int, Path] = {}
-    while os.getppid() == parent:
-        for path in sorted(directory.glob("*.request")):
-            taken = path.with_suffix(".taken")
-            path.rename(taken)
-            request = json.loads(taken.read_text())
+    # Children are reaped as they exit (the handler runs between two reads of stdin).
+    signal.signal(signal.SIGCHLD, lambda _signum, _frame: _reap(children))
+    _write(directory / "booted", str(os.getpid()))
+    # One request per line; end of file: the test session is gone (or done), and so is the zygote.
+    while line := sys.stdin.readline():
+        request = json.loads(line)
+        ticket = Path(request["ticket"])
+        # Blocked until the child is in `children`, so an instant exit is not reaped unrecorded.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+        try:
             pid = os.fork()
             if pid == 0:
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
                 _run_worker(request)
-            ticket = Path(request["ticket"])
             children[pid] = ticket
             _write(ticket / "pid", str(pid))
-        _reap(children)
-        time.sleep(POLL_SECONDS)
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
 
 
 if __name__ == "__main__":

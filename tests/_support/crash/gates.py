@@ -65,7 +65,8 @@ class Gates:
         path = self.directory / f"entered.{point}"
         if not path.exists():
             return []
-        return [int(line) for line in path.read_text().split()]
+        # Only whole lines: the file exists a moment before its first line is in it.
+        return [int(line) for line in path.read_text().splitlines(keepends=True) if line.endswith("\n")]
 
     def wait_entered(self, point: str, *, count: int = 1, timeout: float = 60.0) -> list[int]:
         """Wait until ``point`` was reached ``count`` times; returns the pids of the entries."""
@@ -79,10 +80,16 @@ class Gates:
     def wait_done(self, task_id: str, *, timeout: float = 60.0) -> str:
         """Wait until a worker has run the task ``task_id``; returns the step's outcome (``not_claimable``...)."""
         path = self.directory / f"done.{task_id}"
-        wait_until(path.exists, timeout=timeout, what=f"task {task_id} to run")
-        return path.read_text().strip()
+
+        def written() -> str | None:
+            # The file exists a moment before its line is in it (open, then write).
+            text = path.read_text() if path.exists() else ""
+            return text.strip() if text.endswith("\n") else None
+
+        return wait_until(written, timeout=timeout, what=f"task {task_id} to run")
 
     def lines(self, name: str) -> list[str]:
         """Lines of the log file ``name`` in the gate directory (what a tool appended)."""
         path = self.directory / name
-        return path.read_text().splitlines() if path.exists() else []
+        text = path.read_text() if path.exists() else ""
+        return [line.rstrip("\n") for line in text.splitlines(keepends=True) if line.endswith("\n")]

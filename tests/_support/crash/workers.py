@@ -65,7 +65,6 @@ class Zygote:
 
     def __init__(self, directory: Path) -> None:
         self._directory = directory
-        self._requests = 0
         directory.mkdir(parents=True, exist_ok=True)
         env = {key: value for key, value in os.environ.items() if not key.startswith("MAMBA_")}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
@@ -76,6 +75,7 @@ class Zygote:
                 [sys.executable, "-m", "tests._support.crash.boot", str(directory)],
                 cwd=REPO_ROOT,
                 env=env,
+                stdin=subprocess.PIPE,
                 stdout=output,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -91,17 +91,17 @@ class Zygote:
     def fork(self, ticket: Path, config: Mapping[str, object]) -> int:
         """Fork a worker for ``config``; returns its pid."""
         self.wait_booted()
-        self._requests += 1
-        request = self._directory / f"{self._requests:05d}.request"
-        partial = request.with_suffix(".partial")
-        partial.write_text(json.dumps({**config, "ticket": str(ticket)}))
-        partial.rename(request)
+        assert self._process.stdin is not None
+        self._process.stdin.write((json.dumps({**config, "ticket": str(ticket)}) + "\n").encode())
+        self._process.stdin.flush()
         pid_file = ticket / "pid"
         wait_until(pid_file.exists, timeout=30, what="the zygote to fork a worker")
         return int(pid_file.read_text())
 
     def close(self) -> None:
-        """Stop the zygote (workers are killed by their tests)."""
+        """Stop the zygote (its workers die with it; tests have killed theirs already)."""
+        if self._process.stdin is not None:
+            self._process.stdin.close()
         if self._process.poll() is None:
             os.killpg(self._process.pid, signal.SIGKILL)
         self._process.wait(timeout=30)
