@@ -106,3 +106,22 @@ def test_a_crash_after_a_non_idempotent_tool_started_leaves_the_run_waiting_in_d
     # nobody ran it again.
     assert rig.gates.lines(NOTE_LOG) == []
     assert RedispatchReason.LEASE_EXPIRED in rig.redispatch_reasons(run.id)
+
+
+def test_a_step_that_kills_every_worker_running_it_stops_the_run_as_poison(rig: CrashRig) -> None:
+    attempts = {"MAMBA_RUNTIME__MAX_STEP_ATTEMPTS": "2"}
+    victims = [
+        rig.workers.start(f"victim{n}", faults="after_claim:kill", extra_env=attempts, wait=False) for n in (1, 2)
+    ]
+    spare = rig.workers.start("spare", extra_env=attempts, held=True)
+    run = rig.submit()
+    # The first claim kills one victim; its lease expires and the other victim's reconciler sends
+    # the step again, to the other victim, which dies the same way.
+    assert [victim.wait_exit(timeout=rig.recovery_deadline) for victim in victims] == [-9, -9]
+    spare.let_in()
+
+    failed = rig.wait_status(run.id, RunStatus.FAILED, timeout=rig.recovery_deadline)
+    assert failed.error is not None
+    assert failed.error.code == "poison_message"
+    assert rig.step_rows(run.id) == [(1, "think", "failed", 3)]
+    assert rig.gates.entries("think-1") == []  # the model was never reached
