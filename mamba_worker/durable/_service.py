@@ -11,6 +11,8 @@ import socket
 import time
 from datetime import timedelta
 
+from sqlalchemy.exc import DBAPIError
+
 from mamba_client.schemas import (
     ErrorBody,
     Event,
@@ -158,7 +160,15 @@ class RunService:
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            run = self.get(run_id)
+            try:
+                run = self.get(run_id)
+            except DBAPIError:
+                # The database restarted (or failed over): the pool drops its stale connections
+                # on this error, so the next poll reconnects. A waiter should not fail for that.
+                if deadline is not None and time.monotonic() > deadline:
+                    raise
+                time.sleep(poll_interval)
+                continue
             if run.status in _SETTLED:
                 return run
             if deadline is not None and time.monotonic() > deadline:
