@@ -57,7 +57,8 @@ class Runtime:
         self.prompts = PromptManager(settings.prompts)
         self.counter = TokenCounter(config=settings.tokenizer)
         self.costs = CostEstimator()
-        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._pid = os.getpid()
+        self.worker_id = _new_worker_id()
         self._models: dict[tuple[str, int], Model] = {}
         self._lock = threading.Lock()
 
@@ -96,13 +97,25 @@ class Runtime:
         The parent built this runtime (and migrated, and reconciles) before forking; a socket both
         processes use interleaves their traffic (wrong rows, corrupt results). The pooled
         connections are forgotten here, not closed: the parent still uses them.
+
+        Celery sends the same signal from the solo pool, in the process that built the runtime;
+        there nothing was forked, and forgetting the pool would leak its open connections.
         """
+        if os.getpid() == self._pid:
+            return
+        self._pid = os.getpid()
         self.engine.dispose(close=False)
         self._lock = threading.Lock()
         self._models = {}
+        # Each child is a worker of its own: leases, events and `resume` name its own pid.
+        self.worker_id = _new_worker_id()
 
     def __repr__(self) -> str:
         return f"Runtime(worker_id={self.worker_id!r})"
+
+
+def _new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 _current: Runtime | None = None
