@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 
+from sqlmodel import Session
+
 from mamba_client.schemas import (
     ErrorBody,
     Event,
@@ -130,8 +132,7 @@ class StepExecutor:
             if self._rt.runtime.in_doubt_policy == "fail":
                 # in_doubt_policy="fail": no person is asked; the run fails (resumable) with the call named.
                 return self._fail(claimed, error)
-            self._wait_in_doubt(claimed, error)
-            return StepOutcome.WAITING
+            return self._wait_in_doubt(claimed, error)
         except Exception as error:
             return self._fail(claimed, error)
         self._publisher.publish(outcome.events)
@@ -148,63 +149,54 @@ class StepExecutor:
     # -- claim -------------------------------------------------------------------------------
 
     def _claim(self, run_id: str, seq: int) -> _Claimed | StepOutcome:
-        rt = self._rt
-        events: list[Event] = []
-        with rt.store.session() as session, session.begin():
-            run = load_run_txn(session, run_id)
-            step = load_step_txn(session, run_id, seq)
-            if step.status == StepStatus.COMMITTED:
-                duplicate = True
-            elif run.status.is_terminal or run.status == RunStatus.WAITING:
-                return StepOutcome.NOT_CLAIMABLE
-            else:
-                duplicate = False
-            if not duplicate and run.cancel_requested:
-                abort_step_txn(session, run_id, seq, error=ErrorBody(code="run_cancelled", message="run cancelled"))
-                update_run_txn(session, run_id, status=RunStatus.CANCELLED)
-                append_events_txn(session, [RunCancelled(run_id=run_id, reason="cancel requested", usage=run.usage)])
-                return StepOutcome.CANCELLED
-            attempt = (
-                None
-                if duplicate
-                else claim_step_txn(session, run_id, seq, owner=rt.worker_id, lease_seconds=rt.runtime.lease_seconds)
-            )
-            if attempt is None:
-                pass
-            elif attempt > (limit := attempt_limit(rt.store, run, seq, attempt=attempt, runtime=rt.runtime)):
-                allowed = allowed_attempts(run, rt.runtime)
-                error = ErrorBody(
-                    code="poison_message",
-                    message=f"step {seq} ({step.name}) was attempted {allowed} times without committing; "
-                    f"the run is stopped (max_step_attempts={allowed}, attempt {attempt} of at most {limit}). "
-                    "Fix the cause, then resume the run.",
-                )
-                abort_step_txn(session, run_id, seq, error=error)
-                update_run_txn(session, run_id, status=RunStatus.FAILED, error=error)
-                append_events_txn(
-                    session,
-                    [
-                        StepFailed(
-                            run_id=run_id, step_seq=seq, step=step.name, attempt=attempt, error=error, will_retry=False
-                        ),
-                        RunFailed(run_id=run_id, error=error, usage=run.usage),
-                    ],
-                )
-                return StepOutcome.POISON
-            else:
-                if run.status == RunStatus.PENDING:
-                    # Only the first step moves the run; later steps find it running already.
-                    events.append(RunStarted(run_id=run_id))
-                    update_run_txn(session, run_id, status=RunStatus.RUNNING, only_if_status=[RunStatus.PENDING])
-                events.append(
-                    StepStarted(run_id=run_id, step_seq=seq, step=step.name, attempt=attempt, worker=rt.worker_id)
-                )
-                self._publisher.publish(append_events_txn(session, events))
-        if duplicate:
+        committed: list[Event] = []
+        with self._rt.store.session() as session, session.begin():
+            claimed = self._claim_txn(session, run_id, seq, committed)
+        # Published after the commit: a watcher must never see an event SQL does not have.
+        self._publisher.publish(committed)
+        if claimed == StepOutcome.DUPLICATE:
             self._ensure_successor(run_id, seq)
+        return claimed
+
+    def _claim_txn(self, session: Session, run_id: str, seq: int, committed: list[Event]) -> _Claimed | StepOutcome:
+        rt = self._rt
+        run = load_run_txn(session, run_id)
+        step = load_step_txn(session, run_id, seq)
+        if step.status == StepStatus.COMMITTED:
             return StepOutcome.DUPLICATE
+        if run.status.is_terminal or run.status == RunStatus.WAITING:
+            return StepOutcome.NOT_CLAIMABLE
+        if run.cancel_requested:
+            abort_step_txn(session, run_id, seq, error=ErrorBody(code="run_cancelled", message="run cancelled"))
+            update_run_txn(session, run_id, status=RunStatus.CANCELLED)
+            cancelled = RunCancelled(run_id=run_id, reason="cancel requested", usage=run.usage)
+            committed += append_events_txn(session, [cancelled])
+            return StepOutcome.CANCELLED
+        attempt = claim_step_txn(session, run_id, seq, owner=rt.worker_id, lease_seconds=rt.runtime.lease_seconds)
         if attempt is None:
             return StepOutcome.NOT_CLAIMABLE
+        if attempt > (limit := attempt_limit(rt.store, run, seq, attempt=attempt, runtime=rt.runtime)):
+            allowed = allowed_attempts(run, rt.runtime)
+            error = ErrorBody(
+                code="poison_message",
+                message=f"step {seq} ({step.name}) was attempted {allowed} times without committing; "
+                f"the run is stopped (max_step_attempts={allowed}, attempt {attempt} of at most {limit}). "
+                "Fix the cause, then resume the run.",
+            )
+            abort_step_txn(session, run_id, seq, error=error)
+            update_run_txn(session, run_id, status=RunStatus.FAILED, error=error)
+            failed = StepFailed(
+                run_id=run_id, step_seq=seq, step=step.name, attempt=attempt, error=error, will_retry=False
+            )
+            committed += append_events_txn(session, [failed, RunFailed(run_id=run_id, error=error, usage=run.usage)])
+            return StepOutcome.POISON
+        events: list[Event] = []
+        if run.status == RunStatus.PENDING:
+            # Only the first step moves the run; later steps find it running already.
+            events.append(RunStarted(run_id=run_id))
+            update_run_txn(session, run_id, status=RunStatus.RUNNING, only_if_status=[RunStatus.PENDING])
+        events.append(StepStarted(run_id=run_id, step_seq=seq, step=step.name, attempt=attempt, worker=rt.worker_id))
+        committed += append_events_txn(session, events)
         return _Claimed(run=run, step=step, attempt=attempt)
 
     def _ensure_successor(self, run_id: str, seq: int) -> None:
@@ -291,24 +283,19 @@ class StepExecutor:
                     return
                 update_run_txn(session, run_id, status=RunStatus.FAILED, error=error)
                 run = load_run_txn(session, run_id)
-                self._publisher.publish(
-                    append_events_txn(
-                        session,
-                        [
-                            StepFailed(
-                                run_id=run_id,
-                                step_seq=seq,
-                                step=step.name,
-                                attempt=max(step.attempt, 1),
-                                error=error,
-                                will_retry=False,
-                            ),
-                            RunFailed(run_id=run_id, error=error, usage=run.usage),
-                        ],
-                    )
+                failed = StepFailed(
+                    run_id=run_id,
+                    step_seq=seq,
+                    step=step.name,
+                    attempt=max(step.attempt, 1),
+                    error=error,
+                    will_retry=False,
                 )
+                committed = append_events_txn(session, [failed, RunFailed(run_id=run_id, error=error, usage=run.usage)])
         except (RunNotFoundError, StepNotFoundError):
             logger.error("the unknown task %r also names an unknown run or step (%s, %s)", task_name, run_id, seq)
+            return
+        self._publisher.publish(committed)
 
     def _fail(self, claimed: _Claimed, error: Exception) -> StepOutcome:
         rt = self._rt
@@ -349,10 +336,11 @@ class StepExecutor:
             else:
                 update_run_txn(session, run.id, status=RunStatus.FAILED, error=body)
                 events.append(RunFailed(run_id=run.id, error=body, usage=load_run_txn(session, run.id).usage))
-            self._publisher.publish(append_events_txn(session, events))
+            committed = append_events_txn(session, events)
+        self._publisher.publish(committed)
         return StepOutcome.RETRY_SCHEDULED if retry else StepOutcome.FAILED
 
-    def _wait_in_doubt(self, claimed: _Claimed, error: StepInDoubtError) -> None:
+    def _wait_in_doubt(self, claimed: _Claimed, error: StepInDoubtError) -> StepOutcome:
         rt = self._rt
         run, step = claimed.run, claimed.step
         body = error_body(error)
@@ -360,30 +348,22 @@ class StepExecutor:
             reason=WaitReason.IN_DOUBT, seq=step.seq, prompt=str(error), tool_call_ids=[error.tool_call_id]
         )
         with rt.store.session() as session, session.begin():
-            mark_step_failed_txn(
+            if not mark_step_failed_txn(
                 session, run.id, step.seq, owner=rt.worker_id, attempt=claimed.attempt, error=body, will_retry=False
-            )
+            ):
+                return StepOutcome.LEASE_LOST  # another attempt owns the step: it decides
             update_run_txn(session, run.id, status=RunStatus.WAITING, waiting=waiting, error=body)
-            self._publisher.publish(
-                append_events_txn(
-                    session,
-                    [
-                        StepFailed(
-                            run_id=run.id,
-                            step_seq=step.seq,
-                            step=step.name,
-                            attempt=claimed.attempt,
-                            error=body,
-                            will_retry=False,
-                        ),
-                        RunWaiting(run_id=run.id, waiting=waiting),
-                    ],
-                )
+            failed = StepFailed(
+                run_id=run.id, step_seq=step.seq, step=step.name, attempt=claimed.attempt, error=body, will_retry=False
             )
+            committed = append_events_txn(session, [failed, RunWaiting(run_id=run.id, waiting=waiting)])
+        self._publisher.publish(committed)
+        return StepOutcome.WAITING
 
     def _finish_cancelled(self, claimed: _Claimed) -> None:
         rt = self._rt
         run = claimed.run
+        committed: list[Event] = []
         with rt.store.session() as session, session.begin():
             abort_step_txn(
                 session, run.id, claimed.step.seq, error=ErrorBody(code="run_cancelled", message="run cancelled")
@@ -392,6 +372,6 @@ class StepExecutor:
                 session, run.id, status=RunStatus.CANCELLED, only_if_status=[RunStatus.RUNNING, RunStatus.PENDING]
             ):
                 usage = load_run_txn(session, run.id).usage
-                self._publisher.publish(
-                    append_events_txn(session, [RunCancelled(run_id=run.id, reason="cancel requested", usage=usage)])
-                )
+                cancelled = RunCancelled(run_id=run.id, reason="cancel requested", usage=usage)
+                committed = append_events_txn(session, [cancelled])
+        self._publisher.publish(committed)

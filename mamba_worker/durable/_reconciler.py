@@ -19,12 +19,14 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.exc import DBAPIError
+from sqlmodel import Session
 
-from mamba_client.schemas import RedispatchReason, StepRedispatched
+from mamba_client.schemas import Event, RedispatchReason, StepRedispatched, StepStatus
 from mamba_worker.durable._dispatch import Dispatcher
+from mamba_worker.durable._events import EventPublisher
 from mamba_worker.durable._runtime import Runtime
 from mamba_worker.durable.store import (
     OutboxRow,
@@ -58,11 +60,15 @@ class Reconciler:
     Args:
         runtime: The runtime whose store and broker to reconcile.
         dispatcher: Sends the tasks (default: one over the runtime's app and store).
+        publisher: Pushes the ``step.redispatched`` events live (default: Redis when the broker is Redis).
     """
 
-    def __init__(self, runtime: Runtime, *, dispatcher: Dispatcher | None = None) -> None:
+    def __init__(
+        self, runtime: Runtime, *, dispatcher: Dispatcher | None = None, publisher: EventPublisher | None = None
+    ) -> None:
         self._rt = runtime
         self._dispatcher = dispatcher or Dispatcher(runtime.app, runtime.store)
+        self._publisher = publisher or EventPublisher(runtime.runtime.broker_url.get_secret_value())
 
     def run_once(self) -> ReconcileReport:
         """One pass over the three kinds of loss."""
@@ -78,23 +84,16 @@ class Reconciler:
                 row, reason=RedispatchReason.RETRY if row.not_before is not None else RedispatchReason.LOST_DISPATCH
             )
             unsent += 1
-        expired = 0
-        for step in store.get_expired_leases(now=now):
-            with store.session() as session, session.begin():
-                if not expire_lease_txn(session, step.run_id, step.seq, now=now):
-                    continue
-                requeue_outbox_txn(session, step.run_id, step.seq, now=now)
-                self._record(session, step.run_id, step.seq, step.name, RedispatchReason.LEASE_EXPIRED)
-            self._send_due(step.run_id, step.seq)
-            expired += 1
-        lost = 0
-        for row in store.get_stalled_dispatches(dispatched_before=now - timedelta(seconds=settings.redispatch_after)):
-            with store.session() as session, session.begin():
-                requeue_outbox_txn(session, row.run_id, row.seq, now=now)
-                step = load_step_txn(session, row.run_id, row.seq)
-                self._record(session, row.run_id, row.seq, step.name, RedispatchReason.LOST_DISPATCH)
-            self._send_due(row.run_id, row.seq)
-            lost += 1
+        expired = sum(
+            self._requeue(step.run_id, step.seq, RedispatchReason.LEASE_EXPIRED, now=now, expire_lease=True)
+            for step in store.get_expired_leases(now=now)
+        )
+        lost = sum(
+            self._requeue(row.run_id, row.seq, RedispatchReason.LOST_DISPATCH, now=now)
+            for row in store.get_stalled_dispatches(
+                dispatched_before=now - timedelta(seconds=settings.redispatch_after)
+            )
+        )
         report = ReconcileReport(unsent=unsent, expired_leases=expired, lost_dispatches=lost)
         if report.total:
             logger.info("reconciler re-sent %d steps (%s)", report.total, report)
@@ -103,18 +102,31 @@ class Reconciler:
     def _resend(self, row: OutboxRow, *, reason: RedispatchReason) -> None:
         with self._rt.store.session() as session, session.begin():
             step = load_step_txn(session, row.run_id, row.seq)
-            self._record(session, row.run_id, row.seq, step.name, reason)
+            events = self._record(session, row.run_id, row.seq, step.name, reason)
+        self._publisher.publish(events)
         self._dispatcher.send(run_id=row.run_id, seq=row.seq, task_name=row.task_name, queue=row.queue)
 
-    def _send_due(self, run_id: str, seq: int) -> None:
-        for row in self._rt.store.get_outbox_pending(older_than=utcnow() + timedelta(seconds=1)):
-            if row.run_id == run_id and row.seq == seq:
-                self._dispatcher.send(run_id=run_id, seq=seq, task_name=row.task_name, queue=row.queue)
-                return
+    def _requeue(
+        self, run_id: str, seq: int, reason: RedispatchReason, *, now: datetime, expire_lease: bool = False
+    ) -> bool:
+        """Make the step's message due again and send it; ``False`` if the step moved on meanwhile."""
+        with self._rt.store.session() as session, session.begin():
+            if expire_lease and not expire_lease_txn(session, run_id, seq, now=now):
+                return False  # heartbeat or commit got there first
+            step = load_step_txn(session, run_id, seq)
+            outbox = session.get(OutboxRow, (run_id, seq))
+            if outbox is None or step.status not in (StepStatus.PENDING, StepStatus.DISPATCHED):
+                return False  # claimed (or finished) since the query: its worker has it
+            requeue_outbox_txn(session, run_id, seq, now=now)
+            events = self._record(session, run_id, seq, step.name, reason)
+            task_name, queue = outbox.task_name, outbox.queue
+        self._publisher.publish(events)
+        self._dispatcher.send(run_id=run_id, seq=seq, task_name=task_name, queue=queue)
+        return True
 
     @staticmethod
-    def _record(session: object, run_id: str, seq: int, step: str, reason: RedispatchReason) -> None:
-        append_events_txn(session, [StepRedispatched(run_id=run_id, step_seq=seq, step=step, reason=reason)])  # type: ignore[arg-type]
+    def _record(session: Session, run_id: str, seq: int, step: str, reason: RedispatchReason) -> list[Event]:
+        return append_events_txn(session, [StepRedispatched(run_id=run_id, step_seq=seq, step=step, reason=reason)])
 
 
 class ReconcilerThread:

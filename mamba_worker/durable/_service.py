@@ -28,6 +28,7 @@ from mamba_client.schemas import (
     SubmitRun,
 )
 from mamba_worker.durable._dispatch import Dispatcher
+from mamba_worker.durable._events import EventPublisher
 from mamba_worker.durable._names import step_task_name
 from mamba_worker.durable._runtime import Runtime
 from mamba_worker.durable.errors import RunConflictError
@@ -65,11 +66,15 @@ class RunService:
     Args:
         runtime: The runtime (store, broker, registry).
         dispatcher: Sends step tasks (default: over the runtime's app).
+        publisher: Pushes the events it commits live (default: Redis when the broker is Redis).
     """
 
-    def __init__(self, runtime: Runtime, *, dispatcher: Dispatcher | None = None) -> None:
+    def __init__(
+        self, runtime: Runtime, *, dispatcher: Dispatcher | None = None, publisher: EventPublisher | None = None
+    ) -> None:
         self._rt = runtime
         self._dispatcher = dispatcher or Dispatcher(runtime.app, runtime.store)
+        self._publisher = publisher or EventPublisher(runtime.runtime.broker_url.get_secret_value())
 
     # -- submit -----------------------------------------------------------------------------
 
@@ -101,6 +106,7 @@ class RunService:
         run_id = new_run_id()
         queue = request.queue or rt.runtime.default_queue
         task_name = step_task_name(request.workflow, workflow.initial_step)
+        committed: list[Event] = []
         with rt.store.session() as session, session.begin():
             if not insert_run_txn(session, request, run_id=run_id, queue=queue, state=workflow.dump_state(state)):
                 winner = load_run_by_idempotency_key_txn(session, request.idempotency_key or "")
@@ -109,7 +115,7 @@ class RunService:
             else:
                 insert_step_txn(session, run_id=run_id, seq=1, name=workflow.initial_step)
                 insert_outbox_txn(session, run_id=run_id, seq=1, task_name=task_name, queue=queue)
-                append_events_txn(
+                committed = append_events_txn(
                     session,
                     [
                         RunSubmitted(
@@ -117,6 +123,7 @@ class RunService:
                         )
                     ],
                 )
+        self._publisher.publish(committed)
         run = rt.store.get_run(run_id)
         if run.status == RunStatus.PENDING and run.current_seq == 1:
             # After the commit; if this send is lost the reconciler sends it (the outbox row stays).
@@ -180,6 +187,7 @@ class RunService:
     def cancel(self, run_id: str) -> Run:
         """Ask the run to stop: no further step commits; a run with no step running stops at once."""
         rt = self._rt
+        committed: list[Event] = []
         with rt.store.session() as session, session.begin():
             run = load_run_txn(session, run_id)
             if run.status.is_terminal:
@@ -192,7 +200,9 @@ class RunService:
                         session, run_id, step.seq, error=ErrorBody(code="run_cancelled", message="cancelled")
                     )
                 update_run_txn(session, run_id, status=RunStatus.CANCELLED)
-                append_events_txn(session, [RunCancelled(run_id=run_id, reason="cancel requested", usage=run.usage)])
+                cancelled = RunCancelled(run_id=run_id, reason="cancel requested", usage=run.usage)
+                committed = append_events_txn(session, [cancelled])
+        self._publisher.publish(committed)
         return rt.store.get_run(run_id)
 
     def resume(self, run_id: str) -> Run:
@@ -207,6 +217,7 @@ class RunService:
             RunConflictError: The run succeeded or was cancelled.
         """
         rt = self._rt
+        committed: list[Event] = []
         with rt.store.session() as session, session.begin():
             run = load_run_txn(session, run_id)
             if run.status in (RunStatus.SUCCEEDED, RunStatus.CANCELLED):
@@ -217,15 +228,18 @@ class RunService:
                 reset_step_txn(session, run_id, seq)
                 requeue_outbox_txn(session, run_id, seq)
                 update_run_txn(session, run_id, status=RunStatus.RUNNING, error=None, waiting=None)
-                append_events_txn(session, [RunResumed(run_id=run_id, reason=ResumeReason.RESUME, from_seq=seq)])
+                resumed = RunResumed(run_id=run_id, reason=ResumeReason.RESUME, from_seq=seq)
+                committed = append_events_txn(session, [resumed])
             elif step.status == StepStatus.RUNNING and _owner_is_dead(step.lease_owner):
                 far_future = utcnow() + timedelta(days=3650)
                 expire_lease_txn(session, run_id, seq, now=far_future)
                 requeue_outbox_txn(session, run_id, seq)
-                append_events_txn(session, [RunResumed(run_id=run_id, reason=ResumeReason.RESUME, from_seq=seq)])
+                resumed = RunResumed(run_id=run_id, reason=ResumeReason.RESUME, from_seq=seq)
+                committed = append_events_txn(session, [resumed])
             elif step.status in (StepStatus.PENDING, StepStatus.DISPATCHED):
                 requeue_outbox_txn(session, run_id, seq)
             task_name, queue = step_task_name(run.workflow, step.name), run.queue
+        self._publisher.publish(committed)
         current = rt.store.get_step_row(run_id, seq)
         if current.status in (StepStatus.PENDING, StepStatus.DISPATCHED):
             self._dispatcher.send(run_id=run_id, seq=seq, task_name=task_name, queue=queue)
