@@ -1,0 +1,148 @@
+"""Events: every state change is an event in SQL, numbered without gaps, and pushed live on Redis
+(``mamba:events:<run_id>`` and the stream ``mamba:stream:<run_id>``) after its commit (invariant 10)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from mamba_client.schemas import EventAdapter, RunStatus, SubmitRun
+from mamba_worker.durable import Reconciler, RunService
+from mamba_worker.durable._events import EventPublisher
+from mamba_worker.durable._names import event_channel, event_stream_key
+from tests._support.durable import DroppingDispatcher, Harness, RuntimeFactory
+from tests._support.durable_workflows import Script, answer, call
+from tests._support.wait import wait_until
+
+on_redis = pytest.mark.parametrize("broker", ["redis"], indirect=True)
+
+
+class Listener:
+    """Collects the events published live for runs, from a pattern subscription."""
+
+    def __init__(self, url: str) -> None:
+        self._client = redis.Redis.from_url(url)
+        self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+        self._pubsub.psubscribe(event_channel("*"))
+        wait_until(lambda: self._pubsub.get_message(timeout=0.05) is None and self._pubsub.subscribed, what="psub")
+        self.received: list[dict[str, object]] = []
+
+    def poll(self) -> None:
+        while (message := self._pubsub.get_message(timeout=0.01)) is not None:
+            self.received.append(json.loads(message["data"]))
+
+    def seqs(self, run_id: str) -> list[int]:
+        self.poll()
+        return [int(str(event["seq"])) for event in self.received if event["run_id"] == run_id]
+
+    def types(self, run_id: str) -> list[str]:
+        self.poll()
+        return [str(event["type"]) for event in self.received if event["run_id"] == run_id]
+
+    def close(self) -> None:
+        self._pubsub.close()
+        self._client.close()
+
+
+@pytest.fixture
+def listener(factory: RuntimeFactory) -> Iterator[Listener]:
+    assert factory.redis_url is not None
+    listening = Listener(factory.redis_url)
+    yield listening
+    listening.close()
+
+
+def _all_seqs(h: Harness, run_id: str) -> list[int]:
+    return [event.seq for event in h.service.events(run_id)]
+
+
+@on_redis
+async def test_every_event_of_a_run_is_published_live_in_order(factory: RuntimeFactory, listener: Listener) -> None:
+    script = Script([call("dt_add", {"a": 2, "b": 3}, call_id="c1"), answer("5")])
+    h = factory.harness()
+    run_id = h.submit(model=factory.model("scripted", script.model), tools=["dt_add"])
+
+    await h.drive(run_id)
+
+    every = _all_seqs(h, run_id)
+    assert every == list(range(1, len(every) + 1))
+    wait_until(lambda: listener.seqs(run_id) == every, timeout=5, what="every event live")
+    assert listener.types(run_id)[0] == "run.submitted"
+    assert listener.types(run_id)[-1] == "run.succeeded"
+
+
+@on_redis
+async def test_events_are_kept_in_the_runs_stream(factory: RuntimeFactory, listener: Listener) -> None:
+    h = factory.harness()
+    run_id = h.submit(model="offline")
+    await h.drive(run_id)
+    assert factory.redis_url is not None
+    client = redis.Redis.from_url(factory.redis_url)
+    try:
+        entries = client.xrange(event_stream_key(run_id))
+    finally:
+        client.close()
+
+    streamed = [EventAdapter.validate_json(fields[b"event"]) for _, fields in entries]
+    assert streamed == h.service.events(run_id)
+
+
+@on_redis
+def test_a_cancel_is_published_live(factory: RuntimeFactory, listener: Listener) -> None:
+    h = factory.harness()
+    run_id = h.submit(model="offline")
+
+    h.service.cancel(run_id)
+
+    wait_until(lambda: "run.cancelled" in listener.types(run_id), timeout=5, what="run.cancelled live")
+
+
+@on_redis
+async def test_a_resume_is_published_live(factory: RuntimeFactory, listener: Listener) -> None:
+    from pydantic_ai.exceptions import UnexpectedModelBehavior
+
+    script = Script([UnexpectedModelBehavior("garbage"), answer("5")])
+    h = factory.harness()
+    run_id = h.submit(model=factory.model("scripted", script.model))
+    await h.step(run_id)
+    assert h.service.get(run_id).status == RunStatus.FAILED
+
+    h.service.resume(run_id)
+
+    wait_until(lambda: "run.resumed" in listener.types(run_id), timeout=5, what="run.resumed live")
+    assert listener.seqs(run_id) == _all_seqs(h, run_id)
+
+
+@on_redis
+def test_a_redispatch_is_published_live(factory: RuntimeFactory, listener: Listener) -> None:
+    h = factory.harness(dispatch_grace_seconds=0)
+    run_id = (
+        RunService(h.runtime, dispatcher=DroppingDispatcher(h.runtime))
+        .submit(SubmitRun(input="hi", model="offline"))
+        .id
+    )
+
+    Reconciler(h.runtime, dispatcher=h.dispatcher).run_once()
+
+    wait_until(lambda: "step.redispatched" in listener.types(run_id), timeout=5, what="step.redispatched live")
+
+
+@on_redis
+def test_publishing_to_an_unreachable_redis_loses_nothing_in_sql(factory: RuntimeFactory) -> None:
+    publisher = EventPublisher("redis://127.0.0.1:1/0")  # nothing listens there
+    h = factory.harness()
+    run_id = h.submit(model="offline")
+
+    publisher.publish(h.service.events(run_id))  # logged, not raised
+
+    assert [e.type for e in h.service.events(run_id)] == ["run.submitted"]
+    publisher.close()
+
+
+def test_no_publisher_is_used_for_a_broker_that_is_not_redis() -> None:
+    assert EventPublisher("mamba+sqlite:///broker.db").enabled is False
+    assert EventPublisher("amqp://guest@localhost//").enabled is False
+    assert EventPublisher("redis://localhost:6379/0").enabled is True
