@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -25,7 +26,7 @@ class Listener:
 
     def __init__(self, url: str) -> None:
         self._client = redis.Redis.from_url(url)
-        self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+        self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
         self._pubsub.psubscribe(event_channel("*"))
         wait_until(lambda: self._pubsub.get_message(timeout=0.05) is None and self._pubsub.subscribed, what="psub")
         self.received: list[dict[str, object]] = []
@@ -82,7 +83,7 @@ async def test_events_are_kept_in_the_runs_stream(factory: RuntimeFactory, liste
     assert factory.redis_url is not None
     client = redis.Redis.from_url(factory.redis_url)
     try:
-        entries = client.xrange(event_stream_key(run_id))
+        entries: Any = client.xrange(event_stream_key(run_id))
     finally:
         client.close()
 
