@@ -15,6 +15,7 @@ from typing import Any
 from pydantic_ai.direct import model_request
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart
 from pydantic_ai.models import ModelRequestParameters
+from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import RunContext, ToolDefinition
 from pydantic_ai.toolsets import FunctionToolset
 from pydantic_ai.toolsets.abstract import ToolsetTool
@@ -25,6 +26,7 @@ from mamba_client.schemas import (
     Event,
     ModelResponseRecorded,
     ReasoningRecorded,
+    RunOptions,
     ToolCallFinished,
     ToolCallRef,
     ToolCallStarted,
@@ -58,6 +60,7 @@ class DurableStepContext:
         tools: The run's tools.
         compaction: Compaction settings.
         compaction_ratio: Fraction of the trigger threshold at which to compact.
+        model_settings: Settings for every model request (the run's temperature, max_tokens).
     """
 
     def __init__(
@@ -71,6 +74,7 @@ class DurableStepContext:
         tools: Sequence[RegisteredTool],
         compaction: CompactionConfig,
         compaction_ratio: float = 1.0,
+        model_settings: ModelSettings | None = None,
     ) -> None:
         self._runtime = runtime
         self._run_id = run_id
@@ -78,6 +82,7 @@ class DurableStepContext:
         self._attempt = attempt
         self._compaction = compaction
         self._ratio = compaction_ratio
+        self._model_settings = model_settings
         self.usage = Usage()
         """Usage of the model calls this attempt made (replayed responses add nothing)."""
         self.events: list[Event] = []
@@ -134,7 +139,9 @@ class DurableStepContext:
         params = ModelRequestParameters(
             function_tools=[*await self.tool_definitions(), *extra_tools], allow_text_output=True
         )
-        return await model_request(self.model, list(messages), model_request_parameters=params)
+        return await model_request(
+            self.model, list(messages), model_settings=self._model_settings, model_request_parameters=params
+        )
 
     async def call_tool(self, call: ToolCallPart, *, retries: int = 0) -> ToolOutcome:
         """Execute one tool call through the ledger (a finished call is never run twice)."""
@@ -214,6 +221,16 @@ class DurableStepContext:
 
     def _step_event(self, kind: type[Any], **fields: Any) -> None:
         self.events.append(kind(run_id=self._run_id, step_seq=self._seq, **fields))
+
+
+def model_settings_for(options: RunOptions) -> ModelSettings | None:
+    """The run's own model settings, or ``None`` for the model's defaults."""
+    settings = ModelSettings()
+    if options.temperature is not None:
+        settings["temperature"] = options.temperature
+    if options.max_tokens is not None:
+        settings["max_tokens"] = options.max_tokens
+    return settings or None
 
 
 def _jsonable(value: Any) -> Any:

@@ -40,14 +40,20 @@ from mamba_client.schemas import (
 )
 from mamba_worker.durable._attempts import allowed_attempts, attempt_limit
 from mamba_worker.durable._commit import CommitOutcome, RunCancelledError, StepCommit, commit_step
-from mamba_worker.durable._context import DurableStepContext
+from mamba_worker.durable._context import DurableStepContext, model_settings_for
 from mamba_worker.durable._dispatch import Dispatcher
 from mamba_worker.durable._events import EventPublisher
-from mamba_worker.durable._failures import error_body, is_transient
+from mamba_worker.durable._failures import check_run_limits, error_body, is_transient
 from mamba_worker.durable._faults import FaultPoint, fault
 from mamba_worker.durable._lease import StepLease
 from mamba_worker.durable._runtime import Runtime
-from mamba_worker.durable.errors import LeaseLostError, RunNotFoundError, StepInDoubtError, StepNotFoundError
+from mamba_worker.durable.errors import (
+    LeaseLostError,
+    RunNotFoundError,
+    StepInDoubtError,
+    StepNotFoundError,
+    StepTimeoutError,
+)
 from mamba_worker.durable.store import (
     OutboxRow,
     RunRow,
@@ -225,6 +231,9 @@ class StepExecutor:
         workflow = rt.registry.build_workflow(run.workflow, run.options, rt.prompts)
         if run.state is None:
             raise ConfigurationError(f"run {run.id!r} has no state to continue from")
+        check_run_limits(
+            workflow.config, run.options, run_id=run.id, seq=step.seq, created_at=run.created_at, now=utcnow()
+        )
         state = workflow.load_state(run.state)
         react = getattr(workflow, "react_config", None)
         compaction = getattr(react, "compaction", None) or rt.settings.context
@@ -247,11 +256,22 @@ class StepExecutor:
             tools=rt.registry.tools_for(run.tools, sandbox=rt.sandbox()),
             compaction=compaction,
             compaction_ratio=ratio,
+            model_settings=model_settings_for(run.options),
         )
-        async with ctx, lease.kept_alive():
-            result = await asyncio.wait_for(
-                workflow.run_step(step.name, state, ctx), timeout=workflow.config.step_timeout_seconds
-            )
+        deadline = asyncio.timeout(workflow.config.step_timeout_seconds)
+        try:
+            async with ctx, lease.kept_alive(), deadline:
+                result = await workflow.run_step(step.name, state, ctx)
+        except TimeoutError:
+            if not deadline.expired():
+                raise  # the step's own timeout (a tool's, say), not the step's limit
+            limit = workflow.config.step_timeout_seconds or 0.0
+            raise StepTimeoutError(
+                f"step {step.seq} ({step.name}) of run {run.id!r} did not finish within step_timeout_seconds={limit}",
+                run_id=run.id,
+                seq=step.seq,
+                timeout=limit,
+            ) from None
         commit = StepCommit(
             run_id=run.id,
             seq=step.seq,

@@ -224,6 +224,14 @@ class RunService:
                 raise RunConflictError(f"run {run_id!r} is {run.status}; there is nothing to resume", run_id=run_id)
             seq = run.last_seq
             step = load_step_txn(session, run_id, seq)
+            if run.status == RunStatus.FAILED and step.status == StepStatus.COMMITTED:
+                # The workflow itself ended the run (no answer within max_iterations, say): running
+                # its last step again would end it the same way.
+                raise RunConflictError(
+                    f"run {run_id!r} was ended by its workflow ({run.error.message if run.error else 'failed'}); "
+                    "there is no failed step to resume: fork it or submit a new run",
+                    run_id=run_id,
+                )
             if step.status == StepStatus.FAILED:
                 reset_step_txn(session, run_id, seq)
                 requeue_outbox_txn(session, run_id, seq)

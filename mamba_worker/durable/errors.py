@@ -13,6 +13,7 @@ The tree::
         │                           was reused with a different request (HTTP 409)
         ├── LeaseLostError          a worker lost a step's lease to another attempt
         ├── PoisonMessageError      a step used up its attempts
+        ├── StepTimeoutError        an attempt ran past step_timeout_seconds (it is tried again)
         └── StepInDoubtError        a non-idempotent tool call may have run; a person must decide
 
 Every class pickles with its attributes (Celery moves exceptions between processes).
@@ -127,6 +128,24 @@ class StepInDoubtError(RunError):
         self.seq = seq
         self.tool_call_id = tool_call_id
         self.tool_name = tool_name
+
+
+class StepTimeoutError(RunError):
+    """One attempt of a step ran past its ``step_timeout_seconds``; like a crash, it is tried again.
+
+    Attributes:
+        run_id: The run.
+        seq: The step.
+        timeout: The limit, in seconds.
+    """
+
+    code = "step_timeout"
+
+    def __init__(self, message: str, *, run_id: str, seq: int, timeout: float) -> None:
+        super().__init__(message, run_id=run_id, seq=seq, timeout=timeout)
+        self.run_id = run_id
+        self.seq = seq
+        self.timeout = timeout
 
 
 class InvalidCursorError(UsageError):
