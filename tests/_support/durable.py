@@ -23,7 +23,7 @@ from pydantic import SecretStr
 from pydantic_ai.models import Model
 from sqlalchemy.engine import make_url
 
-from mamba_client.schemas import Event, RunStatus, SubmitRun
+from mamba_client.schemas import Event, RunOptions, RunStatus, SubmitRun
 from mamba_worker.config import AgentSettings, RuntimeSettings
 from mamba_worker.durable import EmbeddedRuntime, FaultPoint, Registry, RunService, Runtime, StepExecutor, StepOutcome
 from mamba_worker.durable._dispatch import Dispatcher
@@ -162,9 +162,12 @@ def registry_with_test_workflows() -> Registry:
     from tests._support.durable_workflows import CountWorkflow
 
     registry = Registry()
-    registry.add_workflow(
-        "dt_count", lambda options, prompts: CountWorkflow(config=WorkflowConfig()), steps=CountWorkflow.step_names()
-    )
+
+    def count_workflow(options: RunOptions, prompts: object) -> CountWorkflow:
+        limits = {"max_steps": options.max_steps, "step_timeout_seconds": options.step_timeout_seconds}
+        return CountWorkflow(config=WorkflowConfig(**{k: v for k, v in limits.items() if v is not None}))
+
+    registry.add_workflow("dt_count", count_workflow, steps=CountWorkflow.step_names())
     names = [name for name in default_registry.tool_names() if name.startswith("dt_")]
     for tool in default_registry.tools_for(names, sandbox=FilesystemSecurity(sandbox_mode=True)):
         registry.add_tool(tool)

@@ -50,6 +50,8 @@ class Script:
     def __init__(self, moves: Sequence[Move], *, model_name: str = "scripted") -> None:
         self.moves = list(moves)
         self.calls = 0
+        self.infos: list[AgentInfo] = []
+        """What each request was made with (tools, model settings), in order."""
         self.model = FunctionModel(self._respond, model_name=model_name)
         self._lock = threading.Lock()
 
@@ -57,6 +59,7 @@ class Script:
         with self._lock:
             index = min(self.calls, len(self.moves) - 1)
             self.calls += 1
+            self.infos.append(info)
         move = self.moves[index]
         if isinstance(move, BaseException):
             raise move

@@ -13,6 +13,7 @@ from mamba_worker.durable.errors import (
     RunNotFoundError,
     StepInDoubtError,
     StepNotFoundError,
+    StepTimeoutError,
 )
 from mamba_worker.errors import MambaError, UsageError
 
@@ -23,6 +24,7 @@ ERRORS = [
     LeaseLostError("lost", run_id="r1", seq=2, owner="w1"),
     PoisonMessageError("gave up", run_id="r1", seq=2, attempts=5),
     StepInDoubtError("in doubt", run_id="r1", seq=2, tool_call_id="c1", tool_name="run_bash"),
+    StepTimeoutError("too slow", run_id="r1", seq=2, timeout=30.0),
     InvalidCursorError("bad cursor"),
 ]
 
@@ -42,6 +44,7 @@ def test_codes_are_stable_and_distinct() -> None:
         "lease_lost",
         "poison_message",
         "step_in_doubt",
+        "step_timeout",
         "invalid_cursor",
     ]
 
