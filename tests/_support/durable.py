@@ -109,17 +109,19 @@ class RuntimeFactory:
         }
         return RuntimeSettings(**values)
 
-    def settings(self, **overrides: Any) -> AgentSettings:
-        """`AgentSettings` with `runtime_settings` (``overrides`` are runtime settings)."""
-        return AgentSettings(runtime=self.runtime_settings(**overrides))
+    def settings(self, *, agent: dict[str, Any] | None = None, **overrides: Any) -> AgentSettings:
+        """`AgentSettings` with `runtime_settings` (``overrides``); ``agent``: other sections (``context``...)."""
+        return AgentSettings(runtime=self.runtime_settings(**overrides), **(agent or {}))
 
     def harness(self, **overrides: Any) -> Harness:
-        """A `Harness` over a new runtime (``overrides`` are runtime settings)."""
+        """A `Harness` over a new runtime (keywords as for `runtime`)."""
         return Harness.over(self.runtime(**overrides))
 
-    def runtime(self, *, registry: Registry | None = None, **overrides: Any) -> Runtime:
+    def runtime(
+        self, *, registry: Registry | None = None, agent: dict[str, Any] | None = None, **overrides: Any
+    ) -> Runtime:
         """A new `Runtime` (a "worker process" of its own: its own engine and worker id)."""
-        runtime = Runtime(self.settings(**overrides), registry=registry or self.registry)
+        runtime = Runtime(self.settings(agent=agent, **overrides), registry=registry or self.registry)
         self.runtimes.append(runtime)
         return runtime
 

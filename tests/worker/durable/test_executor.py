@@ -141,3 +141,24 @@ async def test_a_custom_workflow_runs_step_by_step(factory: RuntimeFactory) -> N
         "mamba.dt_count.done",
     ]
     assert h.service.get(run_id).output == 3
+
+
+async def test_a_long_history_is_compacted_in_its_own_step(factory: RuntimeFactory) -> None:
+    from mamba_client.schemas import Compacted
+    from mamba_worker.config import CompactionConfig
+
+    compaction = CompactionConfig(trigger_threshold_tokens=300, target_tokens=200, preserve_recent_turns=1)
+    script = Script([call("dt_add", {"a": 2, "b": 3}, call_id="c1"), answer("5")])
+    h = factory.harness(agent={"context": compaction})
+    run_id = h.submit(model=factory.model("scripted", script.model), tools=["dt_add"])
+
+    await h.drive(run_id)
+
+    run = h.service.get(run_id)
+    assert (run.status, run.output) == (RunStatus.SUCCEEDED, "5")
+    names = [s.name for s in h.service.steps(run_id)]
+    assert names[:5] == ["think", "act", "observe", "compact", "think"]
+    assert "mamba.compact" in [sent.task_name for sent in h.dispatcher.sent]
+    [compacted] = [e for e in h.service.events(run_id) if isinstance(e, Compacted)]
+    assert compacted.step_seq == 4
+    assert compacted.tokens_after < compacted.tokens_before

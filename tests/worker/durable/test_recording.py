@@ -189,3 +189,17 @@ async def test_usage_of_every_attempt_counts_and_totals_equal_the_ledger(factory
     every_call = [row for step in h.service.steps(run_id) for row in h.store.get_model_calls(run_id, step.seq)]
     assert run.usage.input_tokens == sum(row.input_tokens for row in every_call) == 40
     assert h.store.get_step_row(run_id, 1).status == StepStatus.COMMITTED
+
+
+async def test_a_run_waiting_on_a_call_in_doubt_can_be_cancelled(factory: RuntimeFactory) -> None:
+    arm_crash("dt_send")
+    h, run_id, _ = await _crash_in_act(
+        factory, [call("dt_send", {"to": "bob"}, call_id="c1"), answer("sent")], ["dt_send"]
+    )
+    assert await after_crash(h, run_id) == StepOutcome.WAITING
+
+    run = h.service.cancel(run_id)
+
+    assert run.status == RunStatus.CANCELLED
+    assert await h.step(run_id) == StepOutcome.NOT_CLAIMABLE
+    assert CALLS["dt_send"] == 1
