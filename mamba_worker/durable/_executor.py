@@ -299,6 +299,8 @@ class StepExecutor:
         try:
             with self._rt.store.session() as session, session.begin():
                 step = load_step_txn(session, run_id, seq)
+                if step.status == StepStatus.RUNNING and (step.lease_expires_at or utcnow()) > utcnow():
+                    return  # a stray copy of the message: a worker that knows the task is running the step
                 if not abort_step_txn(session, run_id, seq, error=error):
                     return
                 update_run_txn(session, run_id, status=RunStatus.FAILED, error=error)
