@@ -190,3 +190,19 @@ async def test_an_unknown_task_for_an_unknown_run_is_only_logged(factory: Runtim
     h.executor.reject_unknown_task("no-such-run", 1, task_name="mamba.gone")
 
     assert h.service.list_runs().items == []
+
+
+async def test_an_unknown_task_leaves_a_step_another_worker_is_running(factory: RuntimeFactory) -> None:
+    from mamba_worker.durable.store import claim_step_txn
+
+    h = factory.harness()
+    run_id = h.submit("2", workflow="dt_count", model="offline")
+    with h.store.session() as session, session.begin():
+        claim_step_txn(session, run_id, 1, owner="worker-that-knows-it", lease_seconds=60)
+
+    # A duplicate of its message reached a worker deployed without the workflow.
+    h.executor.reject_unknown_task(run_id, 1, task_name="mamba.dt_count.start")
+
+    row = h.store.get_step_row(run_id, 1)
+    assert (row.status, row.lease_owner) == (StepStatus.RUNNING, "worker-that-knows-it")
+    assert h.service.get(run_id).status != RunStatus.FAILED
