@@ -29,7 +29,7 @@ from mamba_client.schemas import (
 from mamba_worker.durable._dispatch import new_task_id
 from mamba_worker.durable._faults import FaultPoint, fault
 from mamba_worker.durable._names import step_task_name
-from mamba_worker.durable.errors import LeaseLostError, RunError
+from mamba_worker.durable.errors import LeaseLostError, RunCancelledError
 from mamba_worker.durable.store import (
     RunStore,
     append_events_txn,
@@ -40,12 +40,6 @@ from mamba_worker.durable.store import (
     update_run_txn,
 )
 from mamba_worker.workflows import Finish, Next, StepResult
-
-
-class RunCancelledError(RunError):
-    """The run was cancelled while the step ran; nothing of the step was committed."""
-
-    code = "run_cancelled"
 
 
 @dataclass(frozen=True, kw_only=True)

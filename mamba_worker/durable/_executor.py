@@ -39,7 +39,7 @@ from mamba_client.schemas import (
     WaitReason,
 )
 from mamba_worker.durable._attempts import allowed_attempts, attempt_limit
-from mamba_worker.durable._commit import CommitOutcome, RunCancelledError, StepCommit, commit_step
+from mamba_worker.durable._commit import CommitOutcome, StepCommit, commit_step
 from mamba_worker.durable._context import DurableStepContext, model_settings_for
 from mamba_worker.durable._dispatch import Dispatcher
 from mamba_worker.durable._events import EventPublisher
@@ -49,6 +49,7 @@ from mamba_worker.durable._lease import StepLease
 from mamba_worker.durable._runtime import Runtime
 from mamba_worker.durable.errors import (
     LeaseLostError,
+    RunCancelledError,
     RunNotFoundError,
     StepInDoubtError,
     StepNotFoundError,

@@ -7,7 +7,9 @@ recovery is bounded by the lease, not by the broker's visibility timeout.
 
 If a heartbeat finds the lease taken over (another worker claimed the step after it expired,
 say after a long GC pause), the step is cancelled here at once: its commit would fail anyway,
-and stopping early avoids running tools twice in parallel.
+and stopping early avoids running tools twice in parallel. A heartbeat that finds the run
+cancelled stops the step too (DESIGN.md invariant 7: a cancel is prompt, not "after the model
+call"); its commit would be refused anyway.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from contextlib import asynccontextmanager, suppress
 
 from sqlalchemy.exc import DBAPIError
 
-from mamba_worker.durable.errors import LeaseLostError
-from mamba_worker.durable.store import RunStore, heartbeat_txn
+from mamba_worker.durable.errors import LeaseLostError, RunCancelledError
+from mamba_worker.durable.store import RunStore, heartbeat_txn, load_run_txn
 
 logger = logging.getLogger(__name__)
 
@@ -57,11 +59,12 @@ class StepLease:
         self._lease_seconds = lease_seconds
         self._interval = heartbeat_interval
         self.lost = False
+        self.cancel_requested = False
 
     def extend(self) -> bool:
-        """Extend the lease now; ``False`` when another attempt took it over."""
+        """Extend the lease now; ``False`` when another attempt took it over. Notes a cancel of the run."""
         with self._store.session() as session, session.begin():
-            return heartbeat_txn(
+            held = heartbeat_txn(
                 session,
                 self.run_id,
                 self.seq,
@@ -69,10 +72,18 @@ class StepLease:
                 attempt=self.attempt,
                 lease_seconds=self._lease_seconds,
             )
+            if held:
+                self.cancel_requested = load_run_txn(session, self.run_id).cancel_requested
+            return held
 
     @asynccontextmanager
     async def kept_alive(self) -> AsyncIterator[None]:
-        """Heartbeat while the block runs; cancel the block and raise `LeaseLostError` if the lease is lost."""
+        """Heartbeat while the block runs; stop the block if the lease is lost or the run cancelled.
+
+        Raises:
+            LeaseLostError: Another attempt took the step over.
+            RunCancelledError: The run was cancelled.
+        """
         current = asyncio.current_task()
         assert current is not None, "kept_alive needs a running task"
         beat = asyncio.create_task(self._beat(current), name=f"lease:{self.run_id}:{self.seq}")
@@ -85,6 +96,10 @@ class StepLease:
                     run_id=self.run_id,
                     seq=self.seq,
                     owner=self.owner,
+                ) from None
+            if self.cancel_requested:
+                raise RunCancelledError(
+                    f"run {self.run_id!r} was cancelled while step {self.seq} ran", run_id=self.run_id
                 ) from None
             raise
         finally:
@@ -107,5 +122,9 @@ class StepLease:
             if not held:
                 logger.error("run %s step %s: lease taken over; cancelling this attempt", self.run_id, self.seq)
                 self.lost = True
+                holder.cancel()
+                return
+            if self.cancel_requested:
+                logger.info("run %s was cancelled: stopping step %s", self.run_id, self.seq)
                 holder.cancel()
                 return

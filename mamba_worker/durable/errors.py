@@ -12,6 +12,7 @@ The tree::
         ├── RunConflictError        the run's status forbids the operation, or an idempotency key
         │                           was reused with a different request (HTTP 409)
         ├── LeaseLostError          a worker lost a step's lease to another attempt
+        ├── RunCancelledError       the run was cancelled while a step ran; nothing of it is committed
         ├── PoisonMessageError      a step used up its attempts
         ├── StepTimeoutError        an attempt ran past step_timeout_seconds (it is tried again)
         └── StepInDoubtError        a non-idempotent tool call may have run; a person must decide
@@ -90,6 +91,20 @@ class LeaseLostError(RunError):
         self.run_id = run_id
         self.seq = seq
         self.owner = owner
+
+
+class RunCancelledError(RunError):
+    """The run was cancelled while a step ran; nothing of the step was committed.
+
+    Attributes:
+        run_id: The run.
+    """
+
+    code = "run_cancelled"
+
+    def __init__(self, message: str, *, run_id: str) -> None:
+        super().__init__(message, run_id=run_id)
+        self.run_id = run_id
 
 
 class PoisonMessageError(RunError):
