@@ -201,3 +201,25 @@ async def test_resuming_a_run_whose_doorbell_was_lost_sends_its_step_again(facto
     assert h.dispatcher.seqs(run_id) == [1, 1]
     await h.drive(run_id)
     assert h.service.get(run_id).status == RunStatus.SUCCEEDED
+
+
+def test_a_cancel_stops_a_long_step_at_its_next_heartbeat(factory: RuntimeFactory) -> None:
+    gate = Gate()  # the model call would never end by itself
+    script = Script([gate.then(answer("5"))])
+    h = factory.harness(lease_seconds=5, heartbeat_seconds=0.05)
+    run_id = h.submit(model=factory.model("scripted", script.model))
+    outcomes: list[StepOutcome] = []
+    worker = threading.Thread(target=lambda: outcomes.append(asyncio.run(h.executor.execute(run_id, 1))))
+    worker.start()
+    try:
+        wait_until(gate.entered.is_set, what="the step in its model call")
+        h.service.cancel(run_id)
+
+        wait_until(lambda: bool(outcomes), timeout=10, what="the step to stop")
+    finally:
+        gate.open()
+        worker.join(10)
+
+    assert outcomes == [StepOutcome.CANCELLED]
+    assert h.service.get(run_id).status == RunStatus.CANCELLED
+    assert h.store.get_step_row(run_id, 1).status == StepStatus.FAILED
