@@ -12,14 +12,10 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 
-from pydantic_ai.direct import model_request
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart
-from pydantic_ai.models import ModelRequestParameters
 from pydantic_ai.settings import ModelSettings
-from pydantic_ai.tools import RunContext, ToolDefinition
+from pydantic_ai.tools import ToolDefinition
 from pydantic_ai.toolsets import FunctionToolset
-from pydantic_ai.toolsets.abstract import ToolsetTool
-from pydantic_ai.usage import RunUsage
 
 from mamba_client.schemas import (
     Compacted,
@@ -42,9 +38,9 @@ from mamba_worker.workflows import (
     CompactionEvent,
     ObservationEvent,
     StepEvent,
+    StepToolbox,
     ThoughtEvent,
     ToolOutcome,
-    execute_tool_call,
 )
 
 
@@ -82,7 +78,6 @@ class DurableStepContext:
         self._attempt = attempt
         self._compaction = compaction
         self._ratio = compaction_ratio
-        self._model_settings = model_settings
         self.usage = Usage()
         """Usage of the model calls this attempt made (replayed responses add nothing)."""
         self.events: list[Event] = []
@@ -97,21 +92,21 @@ class DurableStepContext:
             on_response=self._on_response,
         )
         self._tools = {tool.name: tool for tool in tools}
-        self._toolset: FunctionToolset[Any] = FunctionToolset([tool.tool for tool in tools])
+        self._toolbox = StepToolbox(
+            self.model, FunctionToolset([tool.tool for tool in tools]), model_settings=model_settings
+        )
         self._ledger = ToolLedger(
             runtime.store, run_id=run_id, seq=seq, attempt=attempt, in_doubt_policy=runtime.runtime.in_doubt_policy
         )
-        self._run_context: RunContext[Any] = RunContext(deps=None, model=self.model, usage=RunUsage())
-        self._toolset_tools: dict[str, ToolsetTool[Any]] | None = None
 
     async def __aenter__(self) -> DurableStepContext:
-        await self._toolset.__aenter__()
+        await self._toolbox.__aenter__()
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        await self._toolset.__aexit__(exc_type, exc, tb)
+        await self._toolbox.__aexit__(exc_type, exc, tb)
 
     @property
     def run_id(self) -> str:
@@ -123,34 +118,23 @@ class DurableStepContext:
         """This attempt's number (1 for the first)."""
         return self._attempt
 
-    async def _get_tools(self) -> dict[str, ToolsetTool[Any]]:
-        if self._toolset_tools is None:
-            self._toolset_tools = await self._toolset.get_tools(self._run_context)
-        return self._toolset_tools
-
     async def tool_definitions(self) -> list[ToolDefinition]:
         """The run's tools, as the model sees them."""
-        return [tool.tool_def for tool in (await self._get_tools()).values()]
+        return await self._toolbox.definitions()
 
     async def request(
         self, messages: Sequence[ModelMessage], *, extra_tools: Sequence[ToolDefinition] = ()
     ) -> ModelResponse:
         """One model request (or its recorded response, on a re-run)."""
-        params = ModelRequestParameters(
-            function_tools=[*await self.tool_definitions(), *extra_tools], allow_text_output=True
-        )
-        return await model_request(
-            self.model, list(messages), model_settings=self._model_settings, model_request_parameters=params
-        )
+        return await self._toolbox.request(messages, extra_tools=extra_tools)
 
     async def call_tool(self, call: ToolCallPart, *, retries: int = 0) -> ToolOutcome:
         """Execute one tool call through the ledger (a finished call is never run twice)."""
         registered = self._tools.get(call.tool_name)
         idempotent = registered.idempotent if registered is not None else True  # unknown tool: nothing runs
-        tools = await self._get_tools()
 
         async def execute() -> ToolOutcome:
-            return await execute_tool_call(self._toolset, tools, self._run_context, call, retries=retries)
+            return await self._toolbox.call(call, retries=retries)
 
         self._step_event(
             ToolCallStarted, tool_call_id=call.tool_call_id, tool_name=call.tool_name, args=call.args_as_dict()

@@ -7,7 +7,7 @@ Layer 5: may import agent and below; never durable or cli. The durable runtime i
 from mamba_worker.workflows._base import Workflow
 from mamba_worker.workflows._config import WorkflowConfig
 from mamba_worker.workflows._hooks import WorkflowHooks
-from mamba_worker.workflows._local import LocalStepContext, execute_tool_call
+from mamba_worker.workflows._local import LocalStepContext
 from mamba_worker.workflows._state import WorkflowResult, WorkflowState, WorkflowStep
 from mamba_worker.workflows._step import (
     ActionEvent,
@@ -22,6 +22,7 @@ from mamba_worker.workflows._step import (
     ToolOutcome,
 )
 from mamba_worker.workflows._stepwise import StepWorkflow, step
+from mamba_worker.workflows._toolbox import StepToolbox, execute_tool_call
 from mamba_worker.workflows.errors import MaxStepsExceededError, UnknownStepError, WorkflowError, WorkflowTimeoutError
 from mamba_worker.workflows.react import ReActConfig, ReActHooks, ReActState, ReActWorkflow, ScratchpadEntry
 
@@ -41,6 +42,7 @@ __all__ = [
     "StepContext",
     "StepEvent",
     "StepResult",
+    "StepToolbox",
     "StepWorkflow",
     "ThoughtEvent",
     "ToolOutcome",

@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
-from dataclasses import replace
 from types import TracebackType
 from typing import Any
 
-from pydantic import ValidationError
-from pydantic_ai import ModelRetry, ToolFailed
-from pydantic_ai.direct import model_request
-from pydantic_ai.messages import ModelMessage, ModelResponse, ToolCallPart, ToolReturnPart
-from pydantic_ai.models import ModelRequestParameters
-from pydantic_ai.tools import RunContext, ToolDefinition
-from pydantic_ai.toolsets import AbstractToolset, CombinedToolset, FunctionToolset
-from pydantic_ai.toolsets.abstract import ToolsetTool
-from pydantic_ai.usage import RunUsage
+from pydantic_ai.messages import ModelMessage, ModelResponse, ToolCallPart
+from pydantic_ai.tools import ToolDefinition
+from pydantic_ai.toolsets import CombinedToolset, FunctionToolset
 
 from mamba_worker.agent import Agent
 from mamba_worker.config import CompactionConfig
 from mamba_worker.context import CompactionOutcome, get_strategy
 from mamba_worker.workflows._step import StepEvent, ToolOutcome
-
-logger = logging.getLogger(__name__)
+from mamba_worker.workflows._toolbox import StepToolbox
 
 
 class LocalStepContext:
@@ -51,19 +42,17 @@ class LocalStepContext:
         self._run_id = run_id
         self._compaction = compaction or agent.context_manager.config
         self._ratio = compaction_ratio
-        self._toolset: AbstractToolset[Any] = CombinedToolset([FunctionToolset(agent.tools), *agent.toolsets])
-        self._run_context: RunContext[Any] = RunContext(deps=None, model=agent.model, usage=RunUsage())
-        self._tools: dict[str, ToolsetTool[Any]] | None = None
+        self._toolbox = StepToolbox(agent.model, CombinedToolset([FunctionToolset(agent.tools), *agent.toolsets]))
         self.events: list[StepEvent] = []
 
     async def __aenter__(self) -> LocalStepContext:
-        await self._toolset.__aenter__()
+        await self._toolbox.__aenter__()
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        await self._toolset.__aexit__(exc_type, exc, tb)
+        await self._toolbox.__aexit__(exc_type, exc, tb)
 
     @property
     def run_id(self) -> str:
@@ -75,23 +64,15 @@ class LocalStepContext:
         """Always 1: in-process steps are not retried."""
         return 1
 
-    async def _get_tools(self) -> dict[str, ToolsetTool[Any]]:
-        if self._tools is None:
-            self._tools = await self._toolset.get_tools(self._run_context)
-        return self._tools
-
     async def tool_definitions(self) -> list[ToolDefinition]:
         """The agent's tools, as the model sees them."""
-        return [tool.tool_def for tool in (await self._get_tools()).values()]
+        return await self._toolbox.definitions()
 
     async def request(
         self, messages: Sequence[ModelMessage], *, extra_tools: Sequence[ToolDefinition] = ()
     ) -> ModelResponse:
         """One model request through the agent's (retrying) model; usage goes to the agent's tracker."""
-        params = ModelRequestParameters(
-            function_tools=[*await self.tool_definitions(), *extra_tools], allow_text_output=True
-        )
-        response = await model_request(self._agent.model, list(messages), model_request_parameters=params)
+        response = await self._toolbox.request(messages, extra_tools=extra_tools)
         self._agent.usage_tracker.record_run_usage(
             response.usage, model=response.model_name or self._agent.model.model_name
         )
@@ -99,7 +80,7 @@ class LocalStepContext:
 
     async def call_tool(self, call: ToolCallPart, *, retries: int = 0) -> ToolOutcome:
         """Execute ``call``; any failure becomes a readable result for the model."""
-        return await execute_tool_call(self._toolset, await self._get_tools(), self._run_context, call, retries=retries)
+        return await self._toolbox.call(call, retries=retries)
 
     def count_tokens(self, messages: Sequence[ModelMessage]) -> int:
         """Tokens in ``messages`` (cached per message by the agent's counter)."""
@@ -120,59 +101,3 @@ class LocalStepContext:
     def emit(self, event: StepEvent) -> None:
         """Queue ``event`` for the driver, which turns it into hook calls after the step."""
         self.events.append(event)
-
-
-async def execute_tool_call(
-    toolset: AbstractToolset[Any],
-    tools: dict[str, ToolsetTool[Any]],
-    run_context: RunContext[Any],
-    call: ToolCallPart,
-    *,
-    retries: int = 0,
-) -> ToolOutcome:
-    """Validate and run one tool call through pydantic-ai's toolset API.
-
-    Unknown tools, invalid arguments and `ModelRetry` become a return with ``outcome="retried"``
-    (the model can fix its call); `ToolFailed` becomes ``outcome="failed"`` at once; any other
-    exception is retried up to ``retries`` times, then becomes ``outcome="failed"`` carrying the error
-    text, so the model can react instead of the run crashing.
-    Shared by the in-process and the durable drivers.
-    """
-    tool = tools.get(call.tool_name)
-    if tool is None:
-        names = ", ".join(sorted(tools)) or "none"
-        return _retry(call, f"Unknown tool {call.tool_name!r}. Available tools: {names}.")
-    try:
-        args = tool.args_validator.validate_python(call.args_as_dict())
-    except ValidationError as error:
-        return _retry(call, f"Invalid arguments for {call.tool_name!r}: {error}")
-    ctx = replace(run_context, tool_call_id=call.tool_call_id, tool_name=call.tool_name)
-    last_error: Exception | None = None
-    for attempt in range(retries + 1):
-        try:
-            result = await toolset.call_tool(call.tool_name, args, ctx, tool)
-        except ModelRetry as retry:
-            return _retry(call, str(retry))
-        except ToolFailed as failed:
-            # A definitive failure (file not found, sandbox refusal): retrying cannot help.
-            return _failed(call, failed.message)
-        except Exception as error:
-            last_error = error
-            logger.warning("tool %s failed (attempt %d of %d): %s", call.tool_name, attempt + 1, retries + 1, error)
-            continue
-        return ToolOutcome(
-            part=ToolReturnPart(tool_name=call.tool_name, content=result, tool_call_id=call.tool_call_id)
-        )
-    return _failed(call, f"tool {call.tool_name!r} failed: {type(last_error).__name__}: {last_error}")
-
-
-def _failed(call: ToolCallPart, message: str) -> ToolOutcome:
-    part = ToolReturnPart(
-        tool_name=call.tool_name, content=f"Error: {message}", tool_call_id=call.tool_call_id, outcome="failed"
-    )
-    return ToolOutcome(part=part, is_error=True)
-
-
-def _retry(call: ToolCallPart, message: str) -> ToolOutcome:
-    part = ToolReturnPart(tool_name=call.tool_name, content=message, tool_call_id=call.tool_call_id, outcome="retried")
-    return ToolOutcome(part=part, is_error=True)

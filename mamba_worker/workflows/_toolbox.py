@@ -1,0 +1,139 @@
+"""`StepToolbox`: a run's model and toolset as steps use them, shared by both drivers.
+
+It opens the toolset once for the run (MCP servers start here, not once per step), caches the
+tool definitions, makes the single model request a step asks for, and executes tool calls through
+pydantic-ai's public toolset API. The in-process context and the durable one wrap it: the durable
+one adds the ledgers around each call.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import replace
+from types import TracebackType
+from typing import Any
+
+from pydantic import ValidationError
+from pydantic_ai import ModelRetry, ToolFailed
+from pydantic_ai.direct import model_request
+from pydantic_ai.messages import ModelMessage, ModelResponse, ToolCallPart, ToolReturnPart
+from pydantic_ai.models import Model, ModelRequestParameters
+from pydantic_ai.settings import ModelSettings
+from pydantic_ai.tools import RunContext, ToolDefinition
+from pydantic_ai.toolsets import AbstractToolset
+from pydantic_ai.toolsets.abstract import ToolsetTool
+from pydantic_ai.usage import RunUsage
+
+from mamba_worker.workflows._step import ToolOutcome
+
+logger = logging.getLogger(__name__)
+
+
+class StepToolbox:
+    """The model and the toolset of one run, opened once.
+
+    Args:
+        model: The model requests go to.
+        toolset: The tools the model may call.
+        model_settings: Settings for every request (temperature, max tokens, ...).
+    """
+
+    def __init__(
+        self, model: Model, toolset: AbstractToolset[Any], *, model_settings: ModelSettings | None = None
+    ) -> None:
+        self.model = model
+        self.toolset = toolset
+        self._model_settings = model_settings
+        self._run_context: RunContext[Any] = RunContext(deps=None, model=model, usage=RunUsage())
+        self._tools: dict[str, ToolsetTool[Any]] | None = None
+
+    async def __aenter__(self) -> StepToolbox:
+        await self.toolset.__aenter__()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.toolset.__aexit__(exc_type, exc, tb)
+
+    async def tools(self) -> dict[str, ToolsetTool[Any]]:
+        """The tools by name (asked of the toolset once)."""
+        if self._tools is None:
+            self._tools = await self.toolset.get_tools(self._run_context)
+        return self._tools
+
+    async def definitions(self) -> list[ToolDefinition]:
+        """The tools as the model sees them."""
+        return [tool.tool_def for tool in (await self.tools()).values()]
+
+    async def request(
+        self, messages: Sequence[ModelMessage], *, extra_tools: Sequence[ToolDefinition] = ()
+    ) -> ModelResponse:
+        """One model request with the run's tools (plus ``extra_tools``)."""
+        params = ModelRequestParameters(
+            function_tools=[*await self.definitions(), *extra_tools], allow_text_output=True
+        )
+        return await model_request(
+            self.model, list(messages), model_settings=self._model_settings, model_request_parameters=params
+        )
+
+    async def call(self, call: ToolCallPart, *, retries: int = 0) -> ToolOutcome:
+        """Execute ``call``; any failure becomes a readable result for the model."""
+        return await execute_tool_call(self.toolset, await self.tools(), self._run_context, call, retries=retries)
+
+
+async def execute_tool_call(
+    toolset: AbstractToolset[Any],
+    tools: dict[str, ToolsetTool[Any]],
+    run_context: RunContext[Any],
+    call: ToolCallPart,
+    *,
+    retries: int = 0,
+) -> ToolOutcome:
+    """Validate and run one tool call through pydantic-ai's toolset API.
+
+    Unknown tools, invalid arguments and `ModelRetry` become a return with ``outcome="retried"``
+    (the model can fix its call); `ToolFailed` becomes ``outcome="failed"`` at once; any other
+    exception is retried up to ``retries`` times, then becomes ``outcome="failed"`` carrying the error
+    text, so the model can react instead of the run crashing.
+    Shared by the in-process and the durable drivers.
+    """
+    tool = tools.get(call.tool_name)
+    if tool is None:
+        names = ", ".join(sorted(tools)) or "none"
+        return _retry(call, f"Unknown tool {call.tool_name!r}. Available tools: {names}.")
+    try:
+        args = tool.args_validator.validate_python(call.args_as_dict())
+    except ValidationError as error:
+        return _retry(call, f"Invalid arguments for {call.tool_name!r}: {error}")
+    ctx = replace(run_context, tool_call_id=call.tool_call_id, tool_name=call.tool_name)
+    last_error: Exception | None = None
+    for attempt in range(retries + 1):
+        try:
+            result = await toolset.call_tool(call.tool_name, args, ctx, tool)
+        except ModelRetry as retry:
+            return _retry(call, str(retry))
+        except ToolFailed as failed:
+            # A definitive failure (file not found, sandbox refusal): retrying cannot help.
+            return _failed(call, failed.message)
+        except Exception as error:
+            last_error = error
+            logger.warning("tool %s failed (attempt %d of %d): %s", call.tool_name, attempt + 1, retries + 1, error)
+            continue
+        return ToolOutcome(
+            part=ToolReturnPart(tool_name=call.tool_name, content=result, tool_call_id=call.tool_call_id)
+        )
+    return _failed(call, f"tool {call.tool_name!r} failed: {type(last_error).__name__}: {last_error}")
+
+
+def _failed(call: ToolCallPart, message: str) -> ToolOutcome:
+    part = ToolReturnPart(
+        tool_name=call.tool_name, content=f"Error: {message}", tool_call_id=call.tool_call_id, outcome="failed"
+    )
+    return ToolOutcome(part=part, is_error=True)
+
+
+def _retry(call: ToolCallPart, message: str) -> ToolOutcome:
+    part = ToolReturnPart(tool_name=call.tool_name, content=message, tool_call_id=call.tool_call_id, outcome="retried")
+    return ToolOutcome(part=part, is_error=True)
