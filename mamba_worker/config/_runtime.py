@@ -47,6 +47,14 @@ class RuntimeSettings(BaseModel):
     """Send Celery task events (what Flower shows); costs a little per step."""
     embedded_polling_seconds: float = Field(default=0.05, gt=0)
     """How often workers poll the embedded broker for messages."""
+    inline_steps: list[str] = Field(default_factory=list)
+    """Steps a worker runs right after their predecessor commits, in the same task, instead of
+    sending them through the broker: step names (``"observe"``), ``"<workflow>.<step>"``, or ``"*"``
+    for every step. Each still commits as its own step, under its own lease. Default: none, so every
+    step is its own Celery task (what Flower shows); inlining saves a broker hop and a claim per step."""
+    max_inline_steps: int = Field(default=100, ge=1)
+    """Successors one task may run inline before it hands the run back to the broker (fairness
+    between runs); a chain also stops once it has run for ``lease_seconds``."""
 
     @property
     def heartbeat_interval(self) -> float:

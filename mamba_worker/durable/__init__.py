@@ -7,8 +7,9 @@ invariants; the module names say where each one lives (`_commit`, `_lease`, `_re
 
 from mamba_worker.config import RuntimeSettings
 from mamba_worker.durable._app import create_celery_app
+from mamba_worker.durable._claim import StepOutcome
 from mamba_worker.durable._embedded import EmbeddedRuntime
-from mamba_worker.durable._executor import StepExecutor, StepOutcome
+from mamba_worker.durable._executor import StepExecutor
 from mamba_worker.durable._faults import FaultPoint
 from mamba_worker.durable._reconciler import Reconciler, ReconcileReport, ReconcilerThread
 from mamba_worker.durable._recording import ToolCallInfo, current_tool_call

@@ -10,6 +10,11 @@ Two predicates guard the transaction (invariants 2 and 7):
   (`mark_step_committed_txn`), so a worker whose lease was taken over cannot commit;
 - the run must still be ``running`` and not asked to cancel (`update_run_txn` with guards), so
   a cancelled run commits nothing more.
+
+With ``claim_next_for`` the same transaction also claims the successor for this worker (its
+lease starts now, attempt 1, ``step.started`` recorded): the executor then runs it inline, with
+no broker hop and no claim transaction. A crash after this commit leaves a running successor
+whose lease expires, which the reconciler re-sends like any other (invariant 4).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from mamba_client.schemas import (
     RunStatus,
     RunSucceeded,
     StepCommitted,
+    StepStarted,
     Usage,
 )
 from mamba_worker.durable._dispatch import new_task_id
@@ -33,6 +39,7 @@ from mamba_worker.durable.errors import LeaseLostError, RunCancelledError
 from mamba_worker.durable.store import (
     RunStore,
     append_events_txn,
+    claim_step_txn,
     insert_outbox_txn,
     insert_step_txn,
     load_run_txn,
@@ -48,10 +55,13 @@ class NextDispatch:
 
     run_id: str
     seq: int
+    step: str
     task_name: str
     queue: str
     task_id: str
     """The Celery task id the outbox row was stamped with; send the message with exactly this id."""
+    claimed_attempt: int | None = None
+    """Set when the commit claimed the successor for this worker (run it inline, send nothing)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,6 +82,8 @@ class StepCommit:
     """Events the step reported (reasoning, tool calls, model responses)."""
     usage: Usage = field(default_factory=Usage)
     """Usage of this attempt's new model calls (already in the ledger; reported in the event)."""
+    claim_next_for: float | None = None
+    """Lease seconds: claim the successor for ``owner`` in this commit, to run it inline."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -112,7 +124,8 @@ def commit_step(store: RunStore, commit: StepCommit) -> CommitOutcome:
                 task_name = step_task_name(commit.workflow, next_step)
                 insert_step_txn(session, run_id=commit.run_id, seq=next_seq, name=next_step)
                 task_id = new_task_id(commit.run_id, next_seq)
-                # Stamped dispatched in this transaction: the executor sends right after the commit.
+                # Stamped dispatched in this transaction: the executor sends right after the commit
+                # (or runs the successor inline; the row then only serves a later re-send).
                 insert_outbox_txn(
                     session,
                     run_id=commit.run_id,
@@ -121,10 +134,32 @@ def commit_step(store: RunStore, commit: StepCommit) -> CommitOutcome:
                     queue=commit.queue,
                     dispatching_as=task_id,
                 )
-                next_dispatch = NextDispatch(
-                    run_id=commit.run_id, seq=next_seq, task_name=task_name, queue=commit.queue, task_id=task_id
-                )
                 events.append(_committed(commit, next_step=next_step))
+                claimed = None
+                if commit.claim_next_for is not None:
+                    # The fresh row is pending, so this claim always wins: attempt 1 under our lease.
+                    claimed = claim_step_txn(
+                        session, commit.run_id, next_seq, owner=commit.owner, lease_seconds=commit.claim_next_for
+                    )
+                    if claimed is not None:
+                        events.append(
+                            StepStarted(
+                                run_id=commit.run_id,
+                                step_seq=next_seq,
+                                step=next_step,
+                                attempt=claimed,
+                                worker=commit.owner,
+                            )
+                        )
+                next_dispatch = NextDispatch(
+                    run_id=commit.run_id,
+                    seq=next_seq,
+                    step=next_step,
+                    task_name=task_name,
+                    queue=commit.queue,
+                    task_id=task_id,
+                    claimed_attempt=claimed,
+                )
                 status = RunStatus.RUNNING
             case Finish(output=output, error=None):
                 status = RunStatus.SUCCEEDED

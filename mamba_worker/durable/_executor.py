@@ -1,7 +1,10 @@
 """`StepExecutor`: runs one step of one run (the body of every step task; no Celery here).
 
-load → check → claim (lease) → run the workflow's step with the recording context → commit →
-ring the successor's doorbell → publish events. Every way out of that path is decided here:
+claim (lease; `StepClaimer`) → run the workflow's step with the recording context → commit →
+ring the successor's doorbell → publish events. With ``inline_steps``, a successor that qualifies
+is claimed in the commit and run here next, instead of the doorbell (DESIGN.md's "biggest lever":
+no broker hop and no claim transaction; each step still commits on its own, under its own lease).
+Every way out of that path is decided here:
 
 - already committed (a duplicate delivery): make sure the successor was sent, nothing else;
 - not claimable (another worker holds a live lease, or the run stopped): nothing;
@@ -17,28 +20,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import traceback
-from dataclasses import dataclass
 from datetime import timedelta
-from enum import StrEnum
-
-from sqlmodel import Session
 
 from mamba_client.schemas import (
     ErrorBody,
     Event,
     RunCancelled,
     RunFailed,
-    RunStarted,
     RunStatus,
     RunWaiting,
     StepFailed,
-    StepStarted,
     StepStatus,
     Waiting,
     WaitReason,
 )
-from mamba_worker.durable._attempts import allowed_attempts, attempt_limit
+from mamba_worker.durable._attempts import attempt_limit
+from mamba_worker.durable._claim import ClaimedStep, StepClaimer, StepOutcome
 from mamba_worker.durable._commit import CommitOutcome, StepCommit, commit_step
 from mamba_worker.durable._context import DurableStepContext, model_settings_for
 from mamba_worker.durable._dispatch import Dispatcher
@@ -56,12 +55,8 @@ from mamba_worker.durable.errors import (
     StepTimeoutError,
 )
 from mamba_worker.durable.store import (
-    OutboxRow,
-    RunRow,
-    StepRow,
     abort_step_txn,
     append_events_txn,
-    claim_step_txn,
     load_run_txn,
     load_step_txn,
     mark_step_failed_txn,
@@ -70,29 +65,9 @@ from mamba_worker.durable.store import (
     utcnow,
 )
 from mamba_worker.errors import ConfigurationError
+from mamba_worker.workflows import Next
 
 logger = logging.getLogger(__name__)
-
-
-class StepOutcome(StrEnum):
-    """How one delivery of a step task ended."""
-
-    COMMITTED = "committed"
-    DUPLICATE = "duplicate"
-    NOT_CLAIMABLE = "not_claimable"
-    RETRY_SCHEDULED = "retry_scheduled"
-    FAILED = "failed"
-    WAITING = "waiting"
-    CANCELLED = "cancelled"
-    LEASE_LOST = "lease_lost"
-    POISON = "poison"
-
-
-@dataclass(frozen=True, kw_only=True)
-class _Claimed:
-    run: RunRow
-    step: StepRow
-    attempt: int
 
 
 class StepExecutor:
@@ -110,6 +85,10 @@ class StepExecutor:
         self._rt = runtime
         self._dispatcher = dispatcher or Dispatcher(runtime.app, runtime.store)
         self._publisher = publisher or EventPublisher(runtime.runtime.broker_url.get_secret_value())
+        self._claimer = StepClaimer(runtime, dispatcher=self._dispatcher, publisher=self._publisher)
+        inline = frozenset(runtime.runtime.inline_steps)
+        self._inline_all = "*" in inline
+        self._inline = inline
 
     @property
     def dispatcher(self) -> Dispatcher:
@@ -117,132 +96,80 @@ class StepExecutor:
         return self._dispatcher
 
     async def execute(self, run_id: str, seq: int) -> StepOutcome:
-        """Run step ``seq`` of run ``run_id`` once (see the module docstring for every outcome)."""
+        """Run step ``seq`` of run ``run_id`` once (see the module docstring for every outcome).
+
+        With ``inline_steps`` set, successors that qualify run here too, each committed as its own
+        step (the outcome is then the last one's).
+        """
         try:
-            claimed = self._claim(run_id, seq)
+            claimed = self._claimer.claim(run_id, seq)
         except (RunNotFoundError, StepNotFoundError) as error:
             # A poison message: acknowledged (by returning) and logged; it never blocks the queue.
             logger.error("discarding a step message for an unknown run or step: %s", error)
             return StepOutcome.POISON
         if isinstance(claimed, StepOutcome):
             return claimed
-        fault(FaultPoint.AFTER_CLAIM)
-        try:
-            outcome = await self._run_and_commit(claimed)
-        except LeaseLostError as error:
-            logger.warning("%s", error)
-            return StepOutcome.LEASE_LOST
-        except RunCancelledError:
-            self._finish_cancelled(claimed)
-            return StepOutcome.CANCELLED
-        except StepInDoubtError as error:
-            if self._rt.runtime.in_doubt_policy == "fail":
-                # in_doubt_policy="fail": no person is asked; the run fails (resumable) with the call named.
+        chain_deadline = time.monotonic() + self._rt.runtime.lease_seconds
+        budget = self._rt.runtime.max_inline_steps
+        while True:
+            fault(FaultPoint.AFTER_CLAIM)
+            inline_ok = budget > 0 and time.monotonic() < chain_deadline
+            try:
+                outcome, state = await self._run_and_commit(claimed, inline_ok=inline_ok)
+            except LeaseLostError as error:
+                logger.warning("%s", error)
+                return StepOutcome.LEASE_LOST
+            except RunCancelledError:
+                self._finish_cancelled(claimed)
+                return StepOutcome.CANCELLED
+            except StepInDoubtError as error:
+                if self._rt.runtime.in_doubt_policy == "fail":
+                    # in_doubt_policy="fail": no person is asked; the run fails (resumable) with the call named.
+                    return self._fail(claimed, error)
+                return self._wait_in_doubt(claimed, error)
+            except Exception as error:
                 return self._fail(claimed, error)
-            return self._wait_in_doubt(claimed, error)
-        except Exception as error:
-            return self._fail(claimed, error)
-        self._publisher.publish(outcome.events)
-        if outcome.next is not None:
-            self._dispatcher.publish(
-                run_id=outcome.next.run_id,
-                seq=outcome.next.seq,
-                task_name=outcome.next.task_name,
-                queue=outcome.next.queue,
-                task_id=outcome.next.task_id,
+            self._publisher.publish(outcome.events)
+            successor = outcome.next
+            if successor is None:
+                return StepOutcome.COMMITTED
+            if successor.claimed_attempt is None:
+                self._dispatcher.publish(
+                    run_id=successor.run_id,
+                    seq=successor.seq,
+                    task_name=successor.task_name,
+                    queue=successor.queue,
+                    task_id=successor.task_id,
+                )
+                return StepOutcome.COMMITTED
+            # Claimed in the commit: run it here, from the state just committed.
+            budget -= 1
+            claimed = ClaimedStep(
+                run=claimed.run, seq=successor.seq, name=successor.step, attempt=successor.claimed_attempt, state=state
             )
-        return StepOutcome.COMMITTED
 
-    # -- claim -------------------------------------------------------------------------------
-
-    def _claim(self, run_id: str, seq: int) -> _Claimed | StepOutcome:
-        committed: list[Event] = []
-        with self._rt.store.session() as session, session.begin():
-            claimed = self._claim_txn(session, run_id, seq, committed)
-        # Published after the commit: a watcher must never see an event SQL does not have.
-        self._publisher.publish(committed)
-        if claimed == StepOutcome.DUPLICATE:
-            self._ensure_successor(run_id, seq)
-        return claimed
-
-    def _claim_txn(self, session: Session, run_id: str, seq: int, committed: list[Event]) -> _Claimed | StepOutcome:
-        rt = self._rt
-        run = load_run_txn(session, run_id)
-        step = load_step_txn(session, run_id, seq)
-        if step.status == StepStatus.COMMITTED:
-            return StepOutcome.DUPLICATE
-        if run.status.is_terminal or run.status == RunStatus.WAITING:
-            return StepOutcome.NOT_CLAIMABLE
-        if run.cancel_requested:
-            abort_step_txn(session, run_id, seq, error=ErrorBody(code="run_cancelled", message="run cancelled"))
-            update_run_txn(session, run_id, status=RunStatus.CANCELLED)
-            cancelled = RunCancelled(run_id=run_id, reason="cancel requested", usage=run.usage)
-            committed += append_events_txn(session, [cancelled])
-            return StepOutcome.CANCELLED
-        attempt = claim_step_txn(session, run_id, seq, owner=rt.worker_id, lease_seconds=rt.runtime.lease_seconds)
-        if attempt is None:
-            return StepOutcome.NOT_CLAIMABLE
-        if attempt > (limit := attempt_limit(rt.store, run, seq, attempt=attempt, runtime=rt.runtime)):
-            allowed = allowed_attempts(run, rt.runtime)
-            error = ErrorBody(
-                code="poison_message",
-                message=f"step {seq} ({step.name}) was attempted {allowed} times without committing; "
-                f"the run is stopped (max_step_attempts={allowed}, attempt {attempt} of at most {limit}). "
-                "Fix the cause, then resume the run.",
-            )
-            abort_step_txn(session, run_id, seq, error=error)
-            update_run_txn(session, run_id, status=RunStatus.FAILED, error=error)
-            failed = StepFailed(
-                run_id=run_id, step_seq=seq, step=step.name, attempt=attempt, error=error, will_retry=False
-            )
-            committed += append_events_txn(session, [failed, RunFailed(run_id=run_id, error=error, usage=run.usage)])
-            return StepOutcome.POISON
-        events: list[Event] = []
-        if run.status == RunStatus.PENDING:
-            # Only the first step moves the run; later steps find it running already.
-            events.append(RunStarted(run_id=run_id))
-            update_run_txn(session, run_id, status=RunStatus.RUNNING, only_if_status=[RunStatus.PENDING])
-        events.append(StepStarted(run_id=run_id, step_seq=seq, step=step.name, attempt=attempt, worker=rt.worker_id))
-        committed += append_events_txn(session, events)
-        return _Claimed(run=run, step=step, attempt=attempt)
-
-    def _ensure_successor(self, run_id: str, seq: int) -> None:
-        """A committed step's duplicate delivery: ring the successor again if its message looks lost.
-
-        The commit stamps the successor's outbox row and the message goes out right after; if
-        the committing worker died in between, the message never left. When the successor is
-        still unclaimed ``dispatch_grace_seconds`` after the stamp, send it again (harmless if
-        the first one was merely slow: only one claim can win).
-        """
-        grace = timedelta(seconds=self._rt.runtime.dispatch_grace_seconds)
-        with self._rt.store.session() as session:
-            successor = session.get(StepRow, (run_id, seq + 1))
-            outbox = session.get(OutboxRow, (run_id, seq + 1))
-        if successor is None or outbox is None or successor.status not in (StepStatus.PENDING, StepStatus.DISPATCHED):
-            return
-        if outbox.dispatched_at is not None and outbox.dispatched_at > utcnow() - grace:
-            return
-        self._dispatcher.send(run_id=run_id, seq=seq + 1, task_name=outbox.task_name, queue=outbox.queue)
+    def _runs_inline(self, workflow: str, step: str) -> bool:
+        """Whether ``step`` of ``workflow`` may run right after its predecessor, in the same task."""
+        return self._inline_all or step in self._inline or f"{workflow}.{step}" in self._inline
 
     # -- run and commit ----------------------------------------------------------------------
 
-    async def _run_and_commit(self, claimed: _Claimed) -> CommitOutcome:
+    async def _run_and_commit(self, claimed: ClaimedStep, *, inline_ok: bool) -> tuple[CommitOutcome, str]:
+        """Run the claimed step and commit it; the outcome and the state committed (JSON text)."""
         rt = self._rt
-        run, step, attempt = claimed.run, claimed.step, claimed.attempt
+        run, seq, name, attempt = claimed.run, claimed.seq, claimed.name, claimed.attempt
         workflow = rt.registry.build_workflow(run.workflow, run.options, rt.prompts)
-        if run.state is None:
+        if claimed.state is None:
             raise ConfigurationError(f"run {run.id!r} has no state to continue from")
-        check_run_limits(
-            workflow.config, run.options, run_id=run.id, seq=step.seq, created_at=run.created_at, now=utcnow()
-        )
-        state = workflow.load_state(run.state)
+        check_run_limits(workflow.config, run.options, run_id=run.id, seq=seq, created_at=run.created_at, now=utcnow())
+        state = workflow.load_state(claimed.state)
         react = getattr(workflow, "react_config", None)
         compaction = getattr(react, "compaction", None) or rt.settings.context
         ratio = getattr(react, "compact_threshold_ratio", 1.0)
         lease = StepLease(
             rt.store,
             run_id=run.id,
-            seq=step.seq,
+            seq=seq,
             owner=rt.worker_id,
             attempt=attempt,
             lease_seconds=rt.runtime.lease_seconds,
@@ -251,7 +178,7 @@ class StepExecutor:
         ctx = DurableStepContext(
             rt,
             run_id=run.id,
-            seq=step.seq,
+            seq=seq,
             attempt=attempt,
             model_name=run.model,
             tools=rt.registry.tools_for(run.tools, sandbox=rt.sandbox()),
@@ -262,21 +189,22 @@ class StepExecutor:
         deadline = asyncio.timeout(workflow.config.step_timeout_seconds)
         try:
             async with ctx, lease.kept_alive(), deadline:
-                result = await workflow.run_step(step.name, state, ctx)
+                result = await workflow.run_step(name, state, ctx)
         except TimeoutError:
             if not deadline.expired():
                 raise  # the step's own timeout (a tool's, say), not the step's limit
             limit = workflow.config.step_timeout_seconds or 0.0
             raise StepTimeoutError(
-                f"step {step.seq} ({step.name}) of run {run.id!r} did not finish within step_timeout_seconds={limit}",
+                f"step {seq} ({name}) of run {run.id!r} did not finish within step_timeout_seconds={limit}",
                 run_id=run.id,
-                seq=step.seq,
+                seq=seq,
                 timeout=limit,
             ) from None
+        claim_next = inline_ok and isinstance(result, Next) and self._runs_inline(run.workflow, result.step)
         commit = StepCommit(
             run_id=run.id,
-            seq=step.seq,
-            step=step.name,
+            seq=seq,
+            step=name,
             workflow=run.workflow,
             queue=run.queue,
             owner=rt.worker_id,
@@ -285,8 +213,9 @@ class StepExecutor:
             result=result,
             events=ctx.events,
             usage=ctx.usage,
+            claim_next_for=rt.runtime.lease_seconds if claim_next else None,
         )
-        return commit_step(rt.store, commit)
+        return commit_step(rt.store, commit), commit.state
 
     # -- the ways a step does not commit -----------------------------------------------------
 
@@ -320,11 +249,11 @@ class StepExecutor:
             return
         self._publisher.publish(committed)
 
-    def _fail(self, claimed: _Claimed, error: Exception) -> StepOutcome:
+    def _fail(self, claimed: ClaimedStep, error: Exception) -> StepOutcome:
         rt = self._rt
-        run, step, attempt = claimed.run, claimed.step, claimed.attempt
+        run, attempt = claimed.run, claimed.attempt
         # Another attempt only if the next one is still within the allowance.
-        next_limit = attempt_limit(rt.store, run, step.seq, attempt=attempt + 1, runtime=rt.runtime)
+        next_limit = attempt_limit(rt.store, run, claimed.seq, attempt=attempt + 1, runtime=rt.runtime)
         retry = is_transient(error) and attempt < next_limit
         body = error_body(error)
         trace = "".join(traceback.format_exception(error))
@@ -332,20 +261,22 @@ class StepExecutor:
             logging.WARNING if retry else logging.ERROR,
             "run %s step %s (%s) attempt %s failed%s: %s",
             run.id,
-            step.seq,
-            step.name,
+            claimed.seq,
+            claimed.name,
             attempt,
             ", will retry" if retry else "",
             body.message,
         )
         events: list[Event] = [
-            StepFailed(run_id=run.id, step_seq=step.seq, step=step.name, attempt=attempt, error=body, will_retry=retry)
+            StepFailed(
+                run_id=run.id, step_seq=claimed.seq, step=claimed.name, attempt=attempt, error=body, will_retry=retry
+            )
         ]
         with rt.store.session() as session, session.begin():
             if not mark_step_failed_txn(
                 session,
                 run.id,
-                step.seq,
+                claimed.seq,
                 owner=rt.worker_id,
                 attempt=attempt,
                 error=body,
@@ -355,7 +286,7 @@ class StepExecutor:
                 return StepOutcome.LEASE_LOST
             if retry:
                 backoff = rt.runtime.retry_backoff_seconds * 2 ** (attempt - 1)
-                requeue_outbox_txn(session, run.id, step.seq, not_before=utcnow() + timedelta(seconds=backoff))
+                requeue_outbox_txn(session, run.id, claimed.seq, not_before=utcnow() + timedelta(seconds=backoff))
             else:
                 update_run_txn(session, run.id, status=RunStatus.FAILED, error=body)
                 events.append(RunFailed(run_id=run.id, error=body, usage=load_run_txn(session, run.id).usage))
@@ -363,34 +294,37 @@ class StepExecutor:
         self._publisher.publish(committed)
         return StepOutcome.RETRY_SCHEDULED if retry else StepOutcome.FAILED
 
-    def _wait_in_doubt(self, claimed: _Claimed, error: StepInDoubtError) -> StepOutcome:
+    def _wait_in_doubt(self, claimed: ClaimedStep, error: StepInDoubtError) -> StepOutcome:
         rt = self._rt
-        run, step = claimed.run, claimed.step
+        run = claimed.run
         body = error_body(error)
         waiting = Waiting(
-            reason=WaitReason.IN_DOUBT, seq=step.seq, prompt=str(error), tool_call_ids=[error.tool_call_id]
+            reason=WaitReason.IN_DOUBT, seq=claimed.seq, prompt=str(error), tool_call_ids=[error.tool_call_id]
         )
         with rt.store.session() as session, session.begin():
             if not mark_step_failed_txn(
-                session, run.id, step.seq, owner=rt.worker_id, attempt=claimed.attempt, error=body, will_retry=False
+                session, run.id, claimed.seq, owner=rt.worker_id, attempt=claimed.attempt, error=body, will_retry=False
             ):
                 return StepOutcome.LEASE_LOST  # another attempt owns the step: it decides
             update_run_txn(session, run.id, status=RunStatus.WAITING, waiting=waiting, error=body)
             failed = StepFailed(
-                run_id=run.id, step_seq=step.seq, step=step.name, attempt=claimed.attempt, error=body, will_retry=False
+                run_id=run.id,
+                step_seq=claimed.seq,
+                step=claimed.name,
+                attempt=claimed.attempt,
+                error=body,
+                will_retry=False,
             )
             committed = append_events_txn(session, [failed, RunWaiting(run_id=run.id, waiting=waiting)])
         self._publisher.publish(committed)
         return StepOutcome.WAITING
 
-    def _finish_cancelled(self, claimed: _Claimed) -> None:
+    def _finish_cancelled(self, claimed: ClaimedStep) -> None:
         rt = self._rt
         run = claimed.run
         committed: list[Event] = []
         with rt.store.session() as session, session.begin():
-            abort_step_txn(
-                session, run.id, claimed.step.seq, error=ErrorBody(code="run_cancelled", message="run cancelled")
-            )
+            abort_step_txn(session, run.id, claimed.seq, error=ErrorBody(code="run_cancelled", message="run cancelled"))
             if update_run_txn(
                 session, run.id, status=RunStatus.CANCELLED, only_if_status=[RunStatus.RUNNING, RunStatus.PENDING]
             ):

@@ -14,7 +14,8 @@ from celery import Celery, Task
 from celery.signals import task_unknown, worker_process_shutdown
 
 from mamba_worker.agent import close_thread_event_loop, run_blocking
-from mamba_worker.durable._executor import StepExecutor, StepOutcome
+from mamba_worker.durable._claim import StepOutcome
+from mamba_worker.durable._executor import StepExecutor
 from mamba_worker.durable._names import RECONCILE_TASK, step_task_name
 from mamba_worker.durable._runtime import Runtime, get_runtime
 

@@ -1,0 +1,163 @@
+"""`StepClaimer`: takes a delivered step's lease, or says why the delivery does nothing.
+
+The claim is its own transaction, before the step runs: the lease in SQL is what tells the
+reconciler that a worker is on the step (and, once it expires, that the worker died). A step run
+inline after its predecessor (`RuntimeSettings.inline_steps`) is claimed in that predecessor's
+commit instead (`commit_step`), and never passes through here.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+
+from sqlmodel import Session
+
+from mamba_client.schemas import (
+    ErrorBody,
+    Event,
+    RunCancelled,
+    RunFailed,
+    RunStarted,
+    RunStatus,
+    StepFailed,
+    StepStarted,
+    StepStatus,
+)
+from mamba_worker.durable._attempts import allowed_attempts, attempt_limit
+from mamba_worker.durable._dispatch import Dispatcher
+from mamba_worker.durable._events import EventPublisher
+from mamba_worker.durable._runtime import Runtime
+from mamba_worker.durable.store import (
+    OutboxRow,
+    RunRow,
+    StepRow,
+    abort_step_txn,
+    append_events_txn,
+    claim_step_txn,
+    load_run_txn,
+    load_step_txn,
+    update_run_txn,
+    utcnow,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class StepOutcome(StrEnum):
+    """How one delivery of a step task ended."""
+
+    COMMITTED = "committed"
+    DUPLICATE = "duplicate"
+    NOT_CLAIMABLE = "not_claimable"
+    RETRY_SCHEDULED = "retry_scheduled"
+    FAILED = "failed"
+    WAITING = "waiting"
+    CANCELLED = "cancelled"
+    LEASE_LOST = "lease_lost"
+    POISON = "poison"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClaimedStep:
+    """A step this worker holds the lease of, with what running it needs."""
+
+    run: RunRow
+    """The run as loaded at the claim; its ``state`` may be older than `state` for inline steps."""
+    seq: int
+    name: str
+    attempt: int
+    state: str | None
+    """The workflow state the step starts from (JSON text; ``None`` only for a damaged run)."""
+
+
+class StepClaimer:
+    """Claims delivered steps for one worker.
+
+    Args:
+        runtime: The process's runtime.
+        dispatcher: Re-sends a successor whose message looks lost (duplicate deliveries).
+        publisher: Publishes the claim's events live.
+    """
+
+    def __init__(self, runtime: Runtime, *, dispatcher: Dispatcher, publisher: EventPublisher) -> None:
+        self._rt = runtime
+        self._dispatcher = dispatcher
+        self._publisher = publisher
+
+    def claim(self, run_id: str, seq: int) -> ClaimedStep | StepOutcome:
+        """Take step ``seq``'s lease, or return why this delivery does nothing.
+
+        Raises:
+            RunNotFoundError: No such run (a poison message).
+            StepNotFoundError: The run has no such step (a poison message).
+        """
+        committed: list[Event] = []
+        with self._rt.store.session() as session, session.begin():
+            claimed = self._claim_txn(session, run_id, seq, committed)
+        # Published after the commit: a watcher must never see an event SQL does not have.
+        self._publisher.publish(committed)
+        if claimed == StepOutcome.DUPLICATE:
+            self._ensure_successor(run_id, seq)
+        return claimed
+
+    def _claim_txn(self, session: Session, run_id: str, seq: int, committed: list[Event]) -> ClaimedStep | StepOutcome:
+        rt = self._rt
+        run = load_run_txn(session, run_id)
+        step = load_step_txn(session, run_id, seq)
+        if step.status == StepStatus.COMMITTED:
+            return StepOutcome.DUPLICATE
+        if run.status.is_terminal or run.status == RunStatus.WAITING:
+            return StepOutcome.NOT_CLAIMABLE
+        if run.cancel_requested:
+            abort_step_txn(session, run_id, seq, error=ErrorBody(code="run_cancelled", message="run cancelled"))
+            update_run_txn(session, run_id, status=RunStatus.CANCELLED)
+            cancelled = RunCancelled(run_id=run_id, reason="cancel requested", usage=run.usage)
+            committed += append_events_txn(session, [cancelled])
+            return StepOutcome.CANCELLED
+        attempt = claim_step_txn(session, run_id, seq, owner=rt.worker_id, lease_seconds=rt.runtime.lease_seconds)
+        if attempt is None:
+            return StepOutcome.NOT_CLAIMABLE
+        if attempt > (limit := attempt_limit(rt.store, run, seq, attempt=attempt, runtime=rt.runtime)):
+            allowed = allowed_attempts(run, rt.runtime)
+            error = ErrorBody(
+                code="poison_message",
+                message=f"step {seq} ({step.name}) was attempted {allowed} times without committing; "
+                f"the run is stopped (max_step_attempts={allowed}, attempt {attempt} of at most {limit}). "
+                "Fix the cause, then resume the run.",
+            )
+            abort_step_txn(session, run_id, seq, error=error)
+            update_run_txn(session, run_id, status=RunStatus.FAILED, error=error)
+            failed = StepFailed(
+                run_id=run_id, step_seq=seq, step=step.name, attempt=attempt, error=error, will_retry=False
+            )
+            committed += append_events_txn(session, [failed, RunFailed(run_id=run_id, error=error, usage=run.usage)])
+            return StepOutcome.POISON
+        events: list[Event] = []
+        if run.status == RunStatus.PENDING:
+            # Only the first step moves the run; later steps find it running already.
+            events.append(RunStarted(run_id=run_id))
+            update_run_txn(session, run_id, status=RunStatus.RUNNING, only_if_status=[RunStatus.PENDING])
+        events.append(StepStarted(run_id=run_id, step_seq=seq, step=step.name, attempt=attempt, worker=rt.worker_id))
+        committed += append_events_txn(session, events)
+        return ClaimedStep(run=run, seq=seq, name=step.name, attempt=attempt, state=run.state)
+
+    def _ensure_successor(self, run_id: str, seq: int) -> None:
+        """A committed step's duplicate delivery: ring the successor again if its message looks lost.
+
+        The commit stamps the successor's outbox row and the message goes out right after; if
+        the committing worker died in between, the message never left. When the successor is
+        still unclaimed ``dispatch_grace_seconds`` after the stamp, send it again (harmless if
+        the first one was merely slow: only one claim can win).
+        """
+        grace = timedelta(seconds=self._rt.runtime.dispatch_grace_seconds)
+        with self._rt.store.session() as session:
+            successor = session.get(StepRow, (run_id, seq + 1))
+            outbox = session.get(OutboxRow, (run_id, seq + 1))
+        if successor is None or outbox is None or successor.status not in (StepStatus.PENDING, StepStatus.DISPATCHED):
+            return
+        if outbox.dispatched_at is not None and outbox.dispatched_at > utcnow() - grace:
+            return
+        self._dispatcher.send(run_id=run_id, seq=seq + 1, task_name=outbox.task_name, queue=outbox.queue)

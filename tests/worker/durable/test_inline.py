@@ -1,0 +1,127 @@
+"""Inline successors (``runtime.inline_steps``): a step claimed in its predecessor's commit and run
+in the same task, still committed on its own, and recovered like any other step after a crash.
+"""
+
+from __future__ import annotations
+
+import pytest
+from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, ToolReturnPart
+
+from mamba_client.schemas import RunStatus, StepCommitted, StepStarted, StepStatus
+from mamba_worker.durable import Reconciler, StepOutcome
+from tests._support.durable import BACKENDS, RuntimeFactory, event_types
+from tests._support.durable_workflows import Script, SimulatedCrash, answer, call
+from tests._support.wait import wait_until
+
+
+def _sum_answer(messages: list[ModelMessage]) -> ModelResponse:
+    results = [
+        part.content
+        for message in messages
+        if isinstance(message, ModelRequest)
+        for part in message.parts
+        if isinstance(part, ToolReturnPart)
+    ]
+    return answer(f"the sum is {results[-1]}")
+
+
+def _script() -> Script:
+    return Script([call("dt_add", {"a": 2, "b": 3}, call_id="c1"), _sum_answer])
+
+
+@pytest.mark.parametrize("db", BACKENDS, indirect=True)
+async def test_every_step_inline_runs_the_whole_run_in_one_delivery(factory: RuntimeFactory) -> None:
+    h = factory.harness(inline_steps=["*"])
+    run_id = h.submit(model=factory.model("scripted", _script().model), tools=["dt_add"])
+
+    assert await h.step(run_id) == StepOutcome.COMMITTED
+
+    run = h.service.get(run_id)
+    assert (run.status, run.output) == (RunStatus.SUCCEEDED, "the sum is 5")
+    steps = h.service.steps(run_id)
+    assert [(s.seq, s.name, s.status, s.attempt) for s in steps] == [
+        (1, "think", StepStatus.COMMITTED, 1),
+        (2, "act", StepStatus.COMMITTED, 1),
+        (3, "observe", StepStatus.COMMITTED, 1),
+        (4, "think", StepStatus.COMMITTED, 1),
+        (5, "act", StepStatus.COMMITTED, 1),
+        (6, "observe", StepStatus.COMMITTED, 1),
+    ]
+    assert h.dispatcher.seqs(run_id) == [1]  # only the submit's doorbell went through the broker
+
+
+async def test_inline_steps_record_the_same_events_as_hopping_ones(factory: RuntimeFactory) -> None:
+    hopping, inline = factory.harness(), factory.harness(inline_steps=["*"])
+    runs = [
+        (h, h.submit(model=factory.model(f"scripted{i}", _script().model), tools=["dt_add"]))
+        for i, h in enumerate((hopping, inline))
+    ]
+    for h, run_id in runs:
+        await h.drive(run_id)
+
+    hop_events, inline_events = (h.service.events(run_id) for h, run_id in runs)
+    assert event_types(inline_events) == event_types(hop_events)
+    assert [e.seq for e in inline_events] == list(range(1, len(inline_events) + 1))
+    started = [(e.step_seq, e.attempt) for e in inline_events if isinstance(e, StepStarted)]
+    assert started == [(seq, 1) for seq in range(1, 7)]
+
+
+async def test_only_the_named_steps_run_inline(factory: RuntimeFactory) -> None:
+    h = factory.harness(inline_steps=["observe"])
+    run_id = h.submit(model=factory.model("scripted", _script().model), tools=["dt_add"])
+
+    outcomes = await h.drive(run_id)
+
+    assert outcomes == [StepOutcome.COMMITTED] * 4  # think, act+observe, think, act+observe
+    assert h.dispatcher.seqs(run_id) == [1, 2, 4, 5]
+    assert h.service.get(run_id).status == RunStatus.SUCCEEDED
+
+
+async def test_workflow_qualified_names_select_steps(factory: RuntimeFactory) -> None:
+    h = factory.harness(inline_steps=["react.act", "other.observe"])
+    run_id = h.submit(model=factory.model("scripted", _script().model), tools=["dt_add"])
+
+    await h.drive(run_id)
+
+    assert h.dispatcher.seqs(run_id) == [1, 3, 4, 6]  # act follows think inline; observe hops
+
+
+async def test_a_chain_hands_back_to_the_broker_after_max_inline_steps(factory: RuntimeFactory) -> None:
+    h = factory.harness(inline_steps=["*"], max_inline_steps=2)
+    run_id = h.submit(model=factory.model("scripted", _script().model), tools=["dt_add"])
+
+    await h.drive(run_id)
+
+    assert h.dispatcher.seqs(run_id) == [1, 4]
+    committed = [e.step_seq for e in h.service.events(run_id) if isinstance(e, StepCommitted)]
+    assert committed == [1, 2, 3, 4, 5, 6]
+
+
+@pytest.mark.parametrize("db", BACKENDS, indirect=True)
+async def test_a_crash_in_an_inline_step_is_re_sent_by_the_reconciler_after_its_lease(
+    factory: RuntimeFactory,
+) -> None:
+    # Step 4 (the second think) runs inline and its model call kills the worker.
+    script = Script([call("dt_add", {"a": 2, "b": 3}, call_id="c1"), SimulatedCrash("killed in think"), _sum_answer])
+    h = factory.harness(inline_steps=["*"], lease_seconds=0.3)
+    run_id = h.submit(model=factory.model("scripted", script.model), tools=["dt_add"])
+    with pytest.raises(SimulatedCrash):
+        await h.step(run_id)
+    crashed = h.store.get_step_row(run_id, 4)
+    assert (crashed.status, crashed.attempt) == (StepStatus.RUNNING, 1)
+
+    wait_until(
+        lambda: Reconciler(h.runtime, dispatcher=h.dispatcher).run_once().expired_leases == 1,
+        timeout=10,
+        interval=0.05,
+        what="the reconciler to re-send the inline step whose lease expired",
+    )
+    assert h.dispatcher.seqs(run_id) == [1, 4]
+    assert await h.step(run_id, 4) == StepOutcome.COMMITTED
+
+    run = h.service.get(run_id)
+    assert (run.status, run.output) == (RunStatus.SUCCEEDED, "the sum is 5")
+    assert [(s.seq, s.attempt) for s in h.service.steps(run_id)] == [(1, 1), (2, 1), (3, 1), (4, 2), (5, 1), (6, 1)]
+    committed = [e.step_seq for e in h.service.events(run_id) if isinstance(e, StepCommitted)]
+    assert committed == [1, 2, 3, 4, 5, 6]
+    assert script.calls == 3
