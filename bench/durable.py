@@ -68,6 +68,10 @@ POLL_SECONDS = float(os.environ.get("MAMBA_BENCH_POLL_SECONDS", "0.01"))
 """How often run ends are polled on the embedded broker (each poll costs the driver CPU on 2 cores)."""
 SETTLED_TYPES = ("run.succeeded", "run.failed", "run.cancelled", "run.waiting")
 
+MODES = {"hop": "[]", "inline": '["*"]'}
+"""Runtime modes measured: ``MAMBA_RUNTIME__INLINE_STEPS`` for each."""
+MODE_LABELS = {"hop": "every step a Celery task (default)", "inline": "inline_steps=['*']"}
+
 _FILLER = ("The quick brown fox jumps over the lazy dog while the agent considers its next tool call. ") * 40
 
 
@@ -105,6 +109,7 @@ class Config:
     k: int
     workers: int
     warmup: int
+    modes: tuple[str, ...] = ("hop", "inline")
 
     @property
     def steps(self) -> int:
@@ -473,7 +478,16 @@ def bench_redis_postgres(config: Config, *, redis_db: int, log_dir: Path) -> dic
             "MAMBA_MODEL_BACKEND__MODEL": "bench:scripted",
             "MAMBA_BENCH_K": str(config.k),
         }
-        mamba = measure_mamba(env, config, log_dir=log_dir / "redis-pg", redis_url=redis_url, pg_url=pg_url)
+        mamba = {
+            mode: measure_mamba(
+                {**env, "MAMBA_RUNTIME__INLINE_STEPS": MODES[mode]},
+                config,
+                log_dir=log_dir / "redis-pg-{mode}",
+                redis_url=redis_url,
+                pg_url=pg_url,
+            )
+            for mode in config.modes
+        }
         floor_after = floor_pg_redis(pg_url, redis_url, config, tag="after")
     return {"backend": "redis+postgres", "floor": (floor_before, floor_after), "mamba": mamba}
 
@@ -489,7 +503,16 @@ def bench_sqlite(config: Config, *, log_dir: Path) -> dict[str, Any]:
             "MAMBA_MODEL_BACKEND__MODEL": "bench:scripted",
             "MAMBA_BENCH_K": str(config.k),
         }
-        mamba = measure_mamba(env, config, log_dir=log_dir / "sqlite", redis_url=None, pg_url=None)
+        mamba = {
+            mode: measure_mamba(
+                {**env, "MAMBA_RUNTIME__INLINE_STEPS": MODES[mode]},
+                config,
+                log_dir=log_dir / "sqlite-{mode}",
+                redis_url=None,
+                pg_url=None,
+            )
+            for mode in config.modes
+        }
         floor_after = floor_sqlite(work / "floor.sqlite", config, synchronous="FULL", tag="after")
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -536,12 +559,13 @@ PROFILE_NOTES = Path(__file__).with_name("durable_profile.md")
 
 def render(results: list[dict[str, Any]], config: Config, command: str) -> str:
     rows = []
-    for r in results:
+    for r, mode in [(result, mode) for result in results for mode in result["mamba"]]:
         before, after = r["floor"]
-        mamba: Figures = r["mamba"]
+        mamba: Figures = r["mamba"][mode]
         floor_seq = (before.seq_median + after.seq_median) / 2
         floor_thr = (before.thr_steps_per_s + after.thr_steps_per_s) / 2
         label = "Redis + PostgreSQL" if r["backend"] == "redis+postgres" else "SQLite + embedded broker (default)"
+        label += f", {MODE_LABELS[mode]}"
         floor_label = (
             "LPUSH+BRPOP + PG INSERT+COMMIT" if r["backend"] == "redis+postgres" else "SQLite WAL FULL INSERT+COMMIT"
         )
@@ -569,14 +593,15 @@ def render(results: list[dict[str, Any]], config: Config, command: str) -> str:
     ]
     header = "| " + " | ".join(columns) + " |"
     pg = next((r for r in results if r["backend"] == "redis+postgres"), None)
-    verdict = ""
-    if pg is not None:
-        before, after = pg["floor"]
-        ratio = pg["mamba"].seq_median / ((before.seq_median + after.seq_median) / 2)
-        verdict = (
-            f"Goal (at most 2× the floor per step on Redis + PostgreSQL): **{'met' if ratio <= 2 else 'not met'}** "
-            f"({ratio:.1f}×)."
+    verdicts = []
+    for mode, mamba in (pg["mamba"] if pg is not None else {}).items():
+        before, after = pg["floor"] if pg is not None else (None, None)
+        ratio = mamba.seq_median / ((before.seq_median + after.seq_median) / 2)
+        verdicts.append(
+            f"Goal (at most 2× the floor per step on Redis + PostgreSQL), {MODE_LABELS[mode]}: "
+            f"**{'met' if ratio <= 2 else 'not met'}** ({ratio:.1f}×)."
         )
+    verdict = "\n".join(verdicts)
     return f"""{SECTION}
 
 A run of the stock `react` workflow: {config.k} × think → act → observe = {config.steps} steps, a zero-latency
@@ -649,10 +674,17 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=5, help="warm-up runs before measuring")
     parser.add_argument("--redis-db", type=int, default=13, help="dedicated, empty Redis database number")
     parser.add_argument("--write", action="store_true", help="write the figures to bench/RESULTS.md")
+    parser.add_argument(
+        "--mode",
+        choices=["both", *MODES],
+        default="both",
+        help="hop: every step its own Celery task (the default runtime); inline: runtime.inline_steps=['*']",
+    )
     args = parser.parse_args()
     if args.k < 2:
         parser.error("--k must be at least 2")
-    config = Config(runs=args.runs, batch=args.batch, k=args.k, workers=args.workers, warmup=args.warmup)
+    modes = tuple(MODES) if args.mode == "both" else (args.mode,)
+    config = Config(runs=args.runs, batch=args.batch, k=args.k, workers=args.workers, warmup=args.warmup, modes=modes)
     log_dir = Path(tempfile.mkdtemp(prefix="mamba-bench-logs-"))
     results = []
     if args.backend in ("all", "redis+postgres"):
@@ -673,13 +705,13 @@ def main() -> int:
 
 def print_figures(result: dict[str, Any]) -> None:
     before, after = result["floor"]
-    mamba: Figures = result["mamba"]
-    print(
-        f"[{result['backend']}] mamba {mamba.seq_median:.2f} ms/step, {mamba.thr_steps_per_s:.0f} steps/s | "
-        f"floor {before.seq_median:.2f}/{after.seq_median:.2f} ms/step, "
-        f"{before.thr_steps_per_s:.0f}/{after.thr_steps_per_s:.0f} steps/s | {mamba.extra}",
-        flush=True,
-    )
+    for mode, mamba in result["mamba"].items():
+        print(
+            f"[{result['backend']}, {mode}] mamba {mamba.seq_median:.2f} ms/step, {mamba.thr_steps_per_s:.0f} "
+            f"steps/s | floor {before.seq_median:.2f}/{after.seq_median:.2f} ms/step, "
+            f"{before.thr_steps_per_s:.0f}/{after.thr_steps_per_s:.0f} steps/s | {mamba.extra}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
