@@ -11,10 +11,11 @@ Two predicates guard the transaction (invariants 2 and 7):
 - the run must still be ``running`` and not asked to cancel (`update_run_txn` with guards), so
   a cancelled run commits nothing more.
 
-With ``claim_next_for`` the same transaction also claims the successor for this worker (its
-lease starts now, attempt 1, ``step.started`` recorded): the executor then runs it inline, with
-no broker hop and no claim transaction. A crash after this commit leaves a running successor
-whose lease expires, which the reconciler re-sends like any other (invariant 4).
+With ``claim_next_for`` the same transaction also claims the successor for this worker (it is
+inserted ``running`` under this worker's lease, attempt 1, ``step.started`` recorded): the
+executor then runs it inline, with no broker hop and no claim transaction. A crash after this
+commit leaves a running successor whose lease expires, which the reconciler re-sends like any
+other (invariant 4).
 """
 
 from __future__ import annotations
@@ -37,14 +38,13 @@ from mamba_worker.durable._faults import FaultPoint, fault
 from mamba_worker.durable._names import step_task_name
 from mamba_worker.durable.errors import LeaseLostError, RunCancelledError
 from mamba_worker.durable.store import (
+    RunAdvance,
     RunStore,
-    append_events_txn,
-    claim_step_txn,
+    advance_run_txn,
+    insert_events_txn,
     insert_outbox_txn,
     insert_step_txn,
-    load_run_txn,
     mark_step_committed_txn,
-    update_run_txn,
 )
 from mamba_worker.workflows import Finish, Next, StepResult
 
@@ -106,8 +106,10 @@ def commit_step(store: RunStore, commit: StepCommit) -> CommitOutcome:
         RunCancelledError: The run was cancelled (or stopped) meanwhile; nothing was written.
     """
     fault(FaultPoint.BEFORE_STEP_COMMIT)
-    events: list[Event] = list(commit.events)
     next_dispatch: NextDispatch | None = None
+    # Five statements: the step, the run (guard, state, event numbers, totals), and for a Next
+    # the successor's step and outbox rows, then the events. Every extra round trip here is paid
+    # on every step of every run.
     with store.session() as session, session.begin():
         if not mark_step_committed_txn(session, commit.run_id, commit.seq, owner=commit.owner, attempt=commit.attempt):
             raise LeaseLostError(
@@ -117,12 +119,31 @@ def commit_step(store: RunStore, commit: StepCommit) -> CommitOutcome:
                 seq=commit.seq,
                 owner=commit.owner,
             )
+        events: list[Event] = list(commit.events)
         match commit.result:
             case Next(step=next_step):
-                _guarded_update(session, commit, status=None, state=commit.state)
+                status = RunStatus.RUNNING
                 next_seq = commit.seq + 1
+                inline = commit.claim_next_for is not None
+                events.append(_committed(commit, next_step=next_step))
+                if inline:
+                    events.append(
+                        StepStarted(
+                            run_id=commit.run_id, step_seq=next_seq, step=next_step, attempt=1, worker=commit.owner
+                        )
+                    )
+                advance = _advance(session, commit, events=len(events), last_seq=next_seq)
+                # Inserted already claimed when it runs inline: the insert is its claim (attempt 1).
+                insert_step_txn(
+                    session,
+                    run_id=commit.run_id,
+                    seq=next_seq,
+                    name=next_step,
+                    claimed_by=commit.owner if inline else None,
+                    lease_seconds=commit.claim_next_for or 0.0,
+                    bump_last_seq=False,
+                )
                 task_name = step_task_name(commit.workflow, next_step)
-                insert_step_txn(session, run_id=commit.run_id, seq=next_seq, name=next_step)
                 task_id = new_task_id(commit.run_id, next_seq)
                 # Stamped dispatched in this transaction: the executor sends right after the commit
                 # (or runs the successor inline; the row then only serves a later re-send).
@@ -134,23 +155,6 @@ def commit_step(store: RunStore, commit: StepCommit) -> CommitOutcome:
                     queue=commit.queue,
                     dispatching_as=task_id,
                 )
-                events.append(_committed(commit, next_step=next_step))
-                claimed = None
-                if commit.claim_next_for is not None:
-                    # The fresh row is pending, so this claim always wins: attempt 1 under our lease.
-                    claimed = claim_step_txn(
-                        session, commit.run_id, next_seq, owner=commit.owner, lease_seconds=commit.claim_next_for
-                    )
-                    if claimed is not None:
-                        events.append(
-                            StepStarted(
-                                run_id=commit.run_id,
-                                step_seq=next_seq,
-                                step=next_step,
-                                attempt=claimed,
-                                worker=commit.owner,
-                            )
-                        )
                 next_dispatch = NextDispatch(
                     run_id=commit.run_id,
                     seq=next_seq,
@@ -158,50 +162,43 @@ def commit_step(store: RunStore, commit: StepCommit) -> CommitOutcome:
                     task_name=task_name,
                     queue=commit.queue,
                     task_id=task_id,
-                    claimed_attempt=claimed,
+                    claimed_attempt=1 if inline else None,
                 )
-                status = RunStatus.RUNNING
             case Finish(output=output, error=None):
                 status = RunStatus.SUCCEEDED
-                _guarded_update(session, commit, status=status, state=commit.state, output=_jsonable(output))
-                usage = load_run_txn(session, commit.run_id).usage
+                jsonable = _jsonable(output)
+                advance = _advance(session, commit, events=len(events) + 2, status=status, output=jsonable)
                 events += [
                     _committed(commit, next_step=None),
-                    RunSucceeded(run_id=commit.run_id, output=_jsonable(output), usage=usage),
+                    RunSucceeded(run_id=commit.run_id, output=jsonable, usage=advance.usage),
                 ]
             case Finish(error=message):
                 status = RunStatus.FAILED
                 error = ErrorBody(code="workflow_failed", message=str(message))
-                _guarded_update(session, commit, status=status, state=commit.state, error=error)
-                usage = load_run_txn(session, commit.run_id).usage
+                advance = _advance(session, commit, events=len(events) + 2, status=status, error=error)
                 events += [
                     _committed(commit, next_step=None),
-                    RunFailed(run_id=commit.run_id, error=error, usage=usage),
+                    RunFailed(run_id=commit.run_id, error=error, usage=advance.usage),
                 ]
             case _:
                 assert_never(commit.result)
-        numbered = append_events_txn(session, events)
+        numbered = insert_events_txn(session, events, first_seq=advance.first_event_seq)
     # Committed. A crash from here on leaves the successor stamped but unsent: no worker claims
     # it, and the reconciler sends it again after redispatch_after (a lease's length by default).
     fault(FaultPoint.AFTER_STEP_COMMIT)
     return CommitOutcome(next=next_dispatch, events=numbered, status=status)
 
 
-def _guarded_update(session: Any, commit: StepCommit, *, status: RunStatus | None, state: str, **fields: Any) -> None:
-    changes: dict[str, Any] = {"state": state, **fields}
-    if status is not None:
-        changes["status"] = status
-    if not update_run_txn(
-        session,
-        commit.run_id,
-        only_if_status=[RunStatus.RUNNING],
-        only_if_not_cancel_requested=True,
-        **changes,
-    ):
+def _advance(
+    session: Any, commit: StepCommit, *, events: int, status: RunStatus | None = None, **fields: Any
+) -> RunAdvance:
+    advance = advance_run_txn(session, commit.run_id, state=commit.state, events=events, status=status, **fields)
+    if advance is None:
         raise RunCancelledError(
             f"run {commit.run_id!r} was cancelled or stopped while step {commit.seq} ran; the step is discarded",
             run_id=commit.run_id,
         )
+    return advance
 
 
 def _committed(commit: StepCommit, *, next_step: str | None) -> StepCommitted:

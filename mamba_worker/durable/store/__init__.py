@@ -39,7 +39,7 @@ Rules the writers keep (STYLE rules 6 and 7):
 """
 
 from mamba_worker.durable.store._engine import create_engine, is_postgresql, read_only
-from mamba_worker.durable.store._events import append_events_txn
+from mamba_worker.durable.store._events import append_events_txn, insert_events_txn
 from mamba_worker.durable.store._ledger import (
     mark_tool_call_in_doubt_txn,
     record_model_call_txn,
@@ -57,7 +57,9 @@ from mamba_worker.durable.store._migrate import (
 from mamba_worker.durable.store._outbox import insert_outbox_txn, mark_dispatched_txn, requeue_outbox_txn
 from mamba_worker.durable.store._runs import (
     UNSET,
+    RunAdvance,
     Unset,
+    advance_run_txn,
     insert_run_txn,
     load_run_by_idempotency_key_txn,
     load_run_txn,
@@ -91,6 +93,7 @@ __all__ = [
     "EventRow",
     "ModelCallRow",
     "OutboxRow",
+    "RunAdvance",
     "RunRow",
     "RunStore",
     "StepRow",
@@ -99,6 +102,7 @@ __all__ = [
     "Unset",
     "VERSION_TABLE",
     "abort_step_txn",
+    "advance_run_txn",
     "alembic_config",
     "append_events_txn",
     "claim_step_txn",
@@ -106,6 +110,7 @@ __all__ = [
     "current_revision",
     "expire_lease_txn",
     "heartbeat_txn",
+    "insert_events_txn",
     "insert_outbox_txn",
     "insert_run_txn",
     "insert_step_txn",

@@ -42,13 +42,23 @@ def append_events_txn(session: Session, events: Sequence[Event]) -> list[Event]:
     ).scalar_one_or_none()
     if end is None:
         raise RunNotFoundError(f"cannot append events to run {run_id!r}: no such run", run_id=run_id)
-    first = end - len(events)
-    numbered: list[Event] = [event.model_copy(update={"seq": first + i}) for i, event in enumerate(events)]
-    conn.execute(
+    return insert_events_txn(session, events, first_seq=end - len(events))
+
+
+def insert_events_txn(session: Session, events: Sequence[Event], *, first_seq: int) -> list[Event]:
+    """Store one run's events under numbers already reserved from ``first_seq`` on; returns them numbered.
+
+    The numbers must come from the run's counter in this same transaction (`append_events_txn`
+    or `advance_run_txn`), which is what keeps the log gap-free. One multi-row ``INSERT``.
+    """
+    if not events:
+        return []
+    numbered: list[Event] = [event.model_copy(update={"seq": first_seq + i}) for i, event in enumerate(events)]
+    connection(session).execute(
         insert(EVENTS),
         [
             {
-                "run_id": run_id,
+                "run_id": event.run_id,
                 "seq": event.seq,
                 "type": event.type,
                 "payload": event.model_dump_json(),

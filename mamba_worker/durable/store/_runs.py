@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from typing import Any, Final, Literal
@@ -12,7 +13,7 @@ from pydantic import JsonValue
 from sqlalchemy import insert, update
 from sqlmodel import Session, select
 
-from mamba_client.schemas import ErrorBody, RunStatus, SubmitRun, Waiting
+from mamba_client.schemas import ErrorBody, RunStatus, SubmitRun, Usage, Waiting
 from mamba_worker.durable.errors import RunNotFoundError
 from mamba_worker.durable.store._sql import connection, insert_ignore
 from mamba_worker.durable.store._tables import RUNS, RunRow
@@ -167,3 +168,73 @@ def load_run_by_idempotency_key_txn(session: Session, idempotency_key: str) -> R
         select(RunRow).where(RUNS.c.idempotency_key == idempotency_key).execution_options(populate_existing=True)
     )
     return session.exec(statement).first()
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunAdvance:
+    """What `advance_run_txn` reserved and read back."""
+
+    first_event_seq: int
+    """The first of the event numbers reserved for the step's events."""
+    usage: Usage
+    """The run's usage totals as of this transaction (the step's model calls included)."""
+
+
+def advance_run_txn(
+    session: Session,
+    run_id: str,
+    *,
+    state: str,
+    events: int,
+    last_seq: int | None = None,
+    status: RunStatus | None = None,
+    output: JsonValue | Unset = UNSET,
+    error: ErrorBody | None | Unset = UNSET,
+    now: datetime | None = None,
+) -> RunAdvance | None:
+    """A step commit's one write to its run; ``None`` when the run is no longer running (or asked to cancel).
+
+    ``UPDATE runs SET state, [last_seq, status, output, error,] next_event_seq = next_event_seq +
+    :events WHERE id AND status = 'running' AND NOT cancel_requested RETURNING next_event_seq,
+    <usage>``. One statement does what `update_run_txn`, the event counter of `append_events_txn`
+    and a reload of the usage would do in three: the guard, the state, the numbers for
+    `insert_events_txn`, and the totals a final event reports. It holds the run's row lock to the
+    end of the caller's transaction, so event numbers stay gap-free as with `append_events_txn`.
+    """
+    now = now or utcnow()
+    values: dict[str, Any] = {"state": state, "updated_at": now, "next_event_seq": RUNS.c.next_event_seq + events}
+    if last_seq is not None:
+        values["last_seq"] = last_seq
+    if status is not None:
+        values["status"] = status
+        values["finished_at"] = now if status.is_terminal else None
+    if output is not UNSET:
+        values["output"] = output
+    if error is not UNSET:
+        values["error"] = error
+    statement = (
+        update(RUNS)
+        .where(RUNS.c.id == run_id, RUNS.c.status == RunStatus.RUNNING, RUNS.c.cancel_requested.is_(False))
+        .values(**values)
+        .returning(
+            RUNS.c.next_event_seq,
+            RUNS.c.input_tokens,
+            RUNS.c.output_tokens,
+            RUNS.c.cache_read_tokens,
+            RUNS.c.cache_write_tokens,
+            RUNS.c.requests,
+            RUNS.c.cost_usd,
+        )
+    )
+    row = connection(session).execute(statement).one_or_none()
+    if row is None:
+        return None
+    usage = Usage(
+        input_tokens=row.input_tokens,
+        output_tokens=row.output_tokens,
+        cache_read_tokens=row.cache_read_tokens,
+        cache_write_tokens=row.cache_write_tokens,
+        requests=row.requests,
+        cost_usd=row.cost_usd,
+    )
+    return RunAdvance(first_event_seq=row.next_event_seq - events, usage=usage)

@@ -29,6 +29,9 @@ def insert_step_txn(
     seq: int,
     name: str,
     checkpoint: str | None = None,
+    claimed_by: str | None = None,
+    lease_seconds: float = 0.0,
+    bump_last_seq: bool = True,
     now: datetime | None = None,
 ) -> None:
     """Insert a ``pending`` step and make it the run's newest (``runs.last_seq``).
@@ -43,17 +46,29 @@ def insert_step_txn(
         seq: The step's position, one more than its predecessor's.
         name: Step name.
         checkpoint: The state the step starts from (JSON text), kept so the run can be forked here.
+        claimed_by: Insert it already claimed by this worker (attempt 1, ``running``, its lease
+            starting now): a successor run inline. The insert is its claim; nobody else can hold it.
+        lease_seconds: The lease of a step inserted claimed.
+        bump_last_seq: Also set ``runs.last_seq`` (``False``: the caller's own run update does).
         now: The time to record (default: now).
     """
     now = now or utcnow()
     conn = connection(session)
+    claim: dict[str, object] = {"status": StepStatus.PENDING, "attempt": 0}
+    if claimed_by is not None:
+        claim = {
+            "status": StepStatus.RUNNING,
+            "attempt": 1,
+            "lease_owner": claimed_by,
+            "lease_expires_at": now + timedelta(seconds=lease_seconds),
+            "started_at": now,
+        }
     conn.execute(
         insert(STEPS).values(
             run_id=run_id,
             seq=seq,
             name=name,
-            status=StepStatus.PENDING,
-            attempt=0,
+            **claim,
             checkpoint=checkpoint,
             input_tokens=0,
             output_tokens=0,
@@ -64,7 +79,10 @@ def insert_step_txn(
             created_at=now,
         )
     )
-    conn.execute(update(RUNS).where(RUNS.c.id == run_id, RUNS.c.last_seq < seq).values(last_seq=seq, updated_at=now))
+    if bump_last_seq:
+        conn.execute(
+            update(RUNS).where(RUNS.c.id == run_id, RUNS.c.last_seq < seq).values(last_seq=seq, updated_at=now)
+        )
 
 
 def claim_step_txn(
