@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, update
+from sqlalchemy import ColumnElement, bindparam, update
 from sqlmodel import Session
 
 from mamba_client.schemas import ErrorBody, ToolCallStatus, Usage
@@ -188,19 +188,10 @@ def record_model_call_txn(
     if inserted.rowcount != 1:
         return False
     conn = connection(session)
-    for table, where in ((STEPS, (STEPS.c.run_id == run_id, STEPS.c.seq == seq)), (RUNS, (RUNS.c.id == run_id,))):
-        conn.execute(
-            update(table)
-            .where(*where)
-            .values(
-                input_tokens=table.c.input_tokens + usage.input_tokens,
-                output_tokens=table.c.output_tokens + usage.output_tokens,
-                cache_read_tokens=table.c.cache_read_tokens + usage.cache_read_tokens,
-                cache_write_tokens=table.c.cache_write_tokens + usage.cache_write_tokens,
-                requests=table.c.requests + usage.requests,
-                cost_usd=table.c.cost_usd + usage.cost_usd,
-            )
-        )
+    totals = usage.model_dump(include=set(_USAGE_COLUMNS))
+    params = {"b_run_id": run_id, "b_seq": seq, **{f"b_{name}": value for name, value in totals.items()}}
+    conn.execute(_ADD_STEP_USAGE, params)
+    conn.execute(_ADD_RUN_USAGE, params)
     return True
 
 
@@ -224,3 +215,17 @@ def supersede_model_calls_txn(
 
 def _call(run_id: str, seq: int, tool_call_id: str) -> tuple[ColumnElement[bool], ...]:
     return (TOOL_CALLS.c.run_id == run_id, TOOL_CALLS.c.seq == seq, TOOL_CALLS.c.tool_call_id == tool_call_id)
+
+
+_USAGE_COLUMNS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "requests", "cost_usd")
+# Built once (a model call is on every think step's path): see `_steps` for why.
+_ADD_STEP_USAGE = (
+    update(STEPS)
+    .where(STEPS.c.run_id == bindparam("b_run_id"), STEPS.c.seq == bindparam("b_seq"))
+    .values({STEPS.c[name]: STEPS.c[name] + bindparam(f"b_{name}") for name in _USAGE_COLUMNS})
+)
+_ADD_RUN_USAGE = (
+    update(RUNS)
+    .where(RUNS.c.id == bindparam("b_run_id"))
+    .values({RUNS.c[name]: RUNS.c[name] + bindparam(f"b_{name}") for name in _USAGE_COLUMNS})
+)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, CursorResult, Table
+from sqlalchemy import Connection, CursorResult, Executable, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
@@ -21,13 +22,21 @@ def insert_ignore(
     """``INSERT ... ON CONFLICT (conflict) DO NOTHING``; ``rowcount`` is 1 when a row was inserted, else 0.
 
     Both SQLite (3.24+) and PostgreSQL spell it the same way, but SQLAlchemy builds it with each
-    dialect's own ``insert`` construct.
+    dialect's own ``insert`` construct. The statement is built once per dialect, table and
+    conflict target, and the values travel as parameters (building it per call was a large part
+    of a step's CPU).
     """
     conn = connection(session)
     # SQLAlchemy 2.x only keeps an INSERT's row count when asked to.
-    options = {"preserve_rowcount": True}
-    if conn.dialect.name == "postgresql":
-        pg_statement = postgresql.insert(table).values(**values).on_conflict_do_nothing(index_elements=list(conflict))
-        return conn.execute(pg_statement, execution_options=options)
-    lite_statement = sqlite.insert(table).values(**values).on_conflict_do_nothing(index_elements=list(conflict))
-    return conn.execute(lite_statement, execution_options=options)
+    return conn.execute(
+        _insert_ignore(conn.dialect.name, table, tuple(conflict)),
+        dict(values),
+        execution_options={"preserve_rowcount": True},
+    )
+
+
+@functools.cache
+def _insert_ignore(dialect: str, table: Table, conflict: tuple[str, ...]) -> Executable:
+    if dialect == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing(index_elements=list(conflict))
+    return sqlite.insert(table).on_conflict_do_nothing(index_elements=list(conflict))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, insert, or_, update
+from sqlalchemy import ColumnElement, and_, bindparam, insert, or_, update
 from sqlmodel import Session
 
 from mamba_client.schemas import ErrorBody, StepStatus
@@ -54,7 +54,13 @@ def insert_step_txn(
     """
     now = now or utcnow()
     conn = connection(session)
-    claim: dict[str, object] = {"status": StepStatus.PENDING, "attempt": 0}
+    claim: dict[str, object] = {
+        "status": StepStatus.PENDING,
+        "attempt": 0,
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "started_at": None,
+    }
     if claimed_by is not None:
         claim = {
             "status": StepStatus.RUNNING,
@@ -63,26 +69,10 @@ def insert_step_txn(
             "lease_expires_at": now + timedelta(seconds=lease_seconds),
             "started_at": now,
         }
-    conn.execute(
-        insert(STEPS).values(
-            run_id=run_id,
-            seq=seq,
-            name=name,
-            **claim,
-            checkpoint=checkpoint,
-            input_tokens=0,
-            output_tokens=0,
-            cache_read_tokens=0,
-            cache_write_tokens=0,
-            requests=0,
-            cost_usd=0.0,
-            created_at=now,
-        )
-    )
+    params = {"run_id": run_id, "seq": seq, "name": name, "checkpoint": checkpoint, "now": now, **claim}
+    conn.execute(_INSERT_STEP, _bound(params))
     if bump_last_seq:
-        conn.execute(
-            update(RUNS).where(RUNS.c.id == run_id, RUNS.c.last_seq < seq).values(last_seq=seq, updated_at=now)
-        )
+        conn.execute(_BUMP_LAST_SEQ, _bound({"run_id": run_id, "seq": seq, "now": now}))
 
 
 def claim_step_txn(
@@ -107,26 +97,14 @@ def claim_step_txn(
     late commit will fail `mark_step_committed_txn`'s owner-and-attempt predicate.
     """
     now = now or utcnow()
-    statement = (
-        update(STEPS)
-        .where(
-            STEPS.c.run_id == run_id,
-            STEPS.c.seq == seq,
-            or_(
-                STEPS.c.status.in_(_CLAIMABLE),
-                and_(STEPS.c.status == StepStatus.RUNNING, STEPS.c.lease_expires_at < now),
-            ),
-        )
-        .values(
-            status=StepStatus.RUNNING,
-            lease_owner=owner,
-            lease_expires_at=now + timedelta(seconds=lease_seconds),
-            attempt=STEPS.c.attempt + 1,
-            started_at=now,
-        )
-        .returning(STEPS.c.attempt)
-    )
-    attempt: int | None = connection(session).execute(statement).scalar_one_or_none()
+    params = {
+        "run_id": run_id,
+        "seq": seq,
+        "owner": owner,
+        "now": now,
+        "expires": now + timedelta(seconds=lease_seconds),
+    }
+    attempt: int | None = connection(session).execute(_CLAIM, _bound(params)).scalar_one_or_none()
     return attempt
 
 
@@ -147,12 +125,13 @@ def heartbeat_txn(
     the same deadline again, and a worker whose lease was taken over learns it (and should stop).
     """
     now = now or utcnow()
-    statement = (
-        update(STEPS)
-        .where(*_held(run_id, seq, owner=owner, attempt=attempt))
-        .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
+    params = {"run_id": run_id, "seq": seq, "owner": owner, "attempt": attempt}
+    return (
+        connection(session)
+        .execute(_HEARTBEAT, _bound({**params, "expires": now + timedelta(seconds=lease_seconds)}))
+        .rowcount
+        == 1
     )
-    return connection(session).execute(statement).rowcount == 1
 
 
 def expire_lease_txn(session: Session, run_id: str, seq: int, *, now: datetime | None = None) -> bool:
@@ -188,13 +167,8 @@ def mark_step_committed_txn(
     commit is harmless because the first one left the step ``committed``, which the predicate no
     longer matches.
     """
-    now = now or utcnow()
-    statement = (
-        update(STEPS)
-        .where(*_held(run_id, seq, owner=owner, attempt=attempt))
-        .values(status=StepStatus.COMMITTED, lease_owner=None, lease_expires_at=None, finished_at=now)
-    )
-    return connection(session).execute(statement).rowcount == 1
+    params = {"run_id": run_id, "seq": seq, "owner": owner, "attempt": attempt, "now": now or utcnow()}
+    return connection(session).execute(_MARK_COMMITTED, _bound(params)).rowcount == 1
 
 
 def mark_step_failed_txn(
@@ -284,3 +258,67 @@ def _held(run_id: str, seq: int, *, owner: str, attempt: int) -> tuple[ColumnEle
         STEPS.c.lease_owner == owner,
         STEPS.c.attempt == attempt,
     )
+
+
+def _bound(params: dict[str, object]) -> dict[str, object]:
+    """Parameters for the prebuilt statements (their names may not be column names: ``b_`` prefix)."""
+    return {f"b_{name}": value for name, value in params.items()}
+
+
+# The hot path's statements, built once: building a statement and its cache key on every call
+# cost more CPU than the database round trip it makes (bench/RESULTS.md, "Where a step's time goes").
+_HELD_PARAMS = (
+    STEPS.c.run_id == bindparam("b_run_id"),
+    STEPS.c.seq == bindparam("b_seq"),
+    STEPS.c.status == StepStatus.RUNNING,
+    STEPS.c.lease_owner == bindparam("b_owner"),
+    STEPS.c.attempt == bindparam("b_attempt"),
+)
+_INSERT_STEP = insert(STEPS).values(
+    run_id=bindparam("b_run_id"),
+    seq=bindparam("b_seq"),
+    name=bindparam("b_name"),
+    status=bindparam("b_status"),
+    attempt=bindparam("b_attempt"),
+    lease_owner=bindparam("b_lease_owner"),
+    lease_expires_at=bindparam("b_lease_expires_at"),
+    started_at=bindparam("b_started_at"),
+    checkpoint=bindparam("b_checkpoint"),
+    input_tokens=0,
+    output_tokens=0,
+    cache_read_tokens=0,
+    cache_write_tokens=0,
+    requests=0,
+    cost_usd=0.0,
+    created_at=bindparam("b_now"),
+)
+_BUMP_LAST_SEQ = (
+    update(RUNS)
+    .where(RUNS.c.id == bindparam("b_run_id"), RUNS.c.last_seq < bindparam("b_seq"))
+    .values(last_seq=bindparam("b_seq"), updated_at=bindparam("b_now"))
+)
+_CLAIM = (
+    update(STEPS)
+    .where(
+        STEPS.c.run_id == bindparam("b_run_id"),
+        STEPS.c.seq == bindparam("b_seq"),
+        or_(
+            STEPS.c.status.in_(_CLAIMABLE),
+            and_(STEPS.c.status == StepStatus.RUNNING, STEPS.c.lease_expires_at < bindparam("b_now")),
+        ),
+    )
+    .values(
+        status=StepStatus.RUNNING,
+        lease_owner=bindparam("b_owner"),
+        lease_expires_at=bindparam("b_expires"),
+        attempt=STEPS.c.attempt + 1,
+        started_at=bindparam("b_now"),
+    )
+    .returning(STEPS.c.attempt)
+)
+_HEARTBEAT = update(STEPS).where(*_HELD_PARAMS).values(lease_expires_at=bindparam("b_expires"))
+_MARK_COMMITTED = (
+    update(STEPS)
+    .where(*_HELD_PARAMS)
+    .values(status=StepStatus.COMMITTED, lease_owner=None, lease_expires_at=None, finished_at=bindparam("b_now"))
+)
