@@ -34,9 +34,12 @@ from mamba_client.schemas._events import (
     ToolCallStarted,
 )
 from mamba_client.schemas._runs import (
+    MAX_PRIORITY,
+    MIN_PRIORITY,
     AnswerRun,
     CancelRun,
     ForkRun,
+    Priority,
     Run,
     RunOptions,
     RunPage,
@@ -65,7 +68,10 @@ __all__ = [
     "EventAdapter",
     "ForkRun",
     "InDoubtDecision",
+    "MAX_PRIORITY",
+    "MIN_PRIORITY",
     "ModelResponseRecorded",
+    "Priority",
     "ReasoningRecorded",
     "RedispatchReason",
     "ResumeReason",

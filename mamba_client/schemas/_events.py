@@ -58,6 +58,8 @@ class RunSubmitted(_EventBase):
     """Its model, when given."""
     queue: str
     """Its queue."""
+    priority: int | None = None
+    """Its priority (0 to 9, higher is more urgent); ``None``: none."""
     parent_run_id: str | None = None
     """The run it was forked from."""
     parent_seq: int | None = None

@@ -14,6 +14,18 @@ from mamba_client.schemas._usage import Usage
 Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=100)]
 """A workflow or step name: it becomes part of a Celery task name, so no dots or spaces."""
 
+MIN_PRIORITY = 0
+"""The least urgent priority; a run without a priority is treated as this one."""
+MAX_PRIORITY = 9
+"""The most urgent priority."""
+
+Priority = Annotated[int, Field(ge=MIN_PRIORITY, le=MAX_PRIORITY)]
+"""Mamba's one priority scale for a run's step messages: 0 (least urgent) to 9 (most urgent).
+
+Higher is more urgent on every broker, as on RabbitMQ; the runtime maps it onto each broker's own
+scale (Redis, in kombu, reads lower numbers first). The embedded broker has no priorities.
+"""
+
 
 class RunOptions(BaseModel):
     """Per-run limits and model settings. ``None`` means "the workflow's or runtime's default"."""
@@ -61,7 +73,11 @@ class SubmitRun(BaseModel):
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
     """Submitting twice with the same key returns the first run instead of starting another."""
     queue: str | None = Field(default=None, min_length=1, max_length=200)
-    """Celery queue for the run's steps; ``None``: the runtime's default queue."""
+    """Celery queue for the run's steps; ``None``: the workflow's route (settings, then the workflow's own
+    default), else the runtime's default queue."""
+    priority: Priority | None = None
+    """Priority of the run's step messages, 0 (least urgent) to 9 (most urgent); ``None``: the workflow's
+    route, else none (treated as 0). Honoured by Redis and RabbitMQ, not by the embedded broker."""
     metadata: dict[str, str] = Field(default_factory=dict)
     """Free labels, stored and returned as given (never interpreted)."""
 
@@ -102,6 +118,8 @@ class Run(BaseModel):
     """Its limits and model settings."""
     queue: str
     """The Celery queue its steps go to."""
+    priority: int | None = None
+    """The priority of its step messages (0 to 9, higher is more urgent); ``None``: none (as 0)."""
     metadata: dict[str, str] = Field(default_factory=dict)
     """Labels given at submission."""
     idempotency_key: str | None = None

@@ -1,6 +1,7 @@
 """Every settings model, as data: `AgentSettings` and its sections.
 
-Layer 1: imports only `mamba_worker.errors` (so that a bad setting raises a `MambaError`).
+Layer 1: imports only `mamba_worker.errors` (so that a bad setting raises a `MambaError`) and the
+wire types settings share with clients (`mamba_client.schemas.Priority`).
 Capabilities re-export the models the spec imports from them (``mamba_worker.context`` re-exports
 `CompactionConfig`, ``mamba_worker.prompts`` re-exports `PromptConfig` and `TemplateConfig`).
 """
@@ -10,7 +11,7 @@ from mamba_worker.config._logging import LoggingConfig
 from mamba_worker.config._model_backend import ModelBackendSettings
 from mamba_worker.config._prompts import PromptConfig, TemplateConfig
 from mamba_worker.config._recovery import ErrorRecoveryConfig
-from mamba_worker.config._runtime import RuntimeSettings
+from mamba_worker.config._runtime import RuntimeSettings, WorkflowRoute
 from mamba_worker.config._settings import AgentSettings
 from mamba_worker.config._tokenizer import TokenizerConfig
 
@@ -25,4 +26,5 @@ __all__ = [
     "RuntimeSettings",
     "TemplateConfig",
     "TokenizerConfig",
+    "WorkflowRoute",
 ]

@@ -5,7 +5,32 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from mamba_client.schemas import Priority
+
+
+class WorkflowRoute(BaseModel):
+    """Where a workflow's runs send their step messages, and how urgently (``runtime.routes``).
+
+    A field left ``None`` falls through to the next source: the workflow's own default
+    (``@register_workflow(queue=..., priority=...)``), then the runtime's default queue / no priority.
+    A run's own ``SubmitRun.queue`` / ``SubmitRun.priority`` beats both.
+
+    Example:
+        ```toml
+        [runtime.routes.research]
+        queue = "research"
+        priority = 7
+        ```
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    queue: str | None = Field(default=None, min_length=1, max_length=200)
+    """Celery queue of the workflow's steps (workers consume it with ``mamba worker -Q <queue>``)."""
+    priority: Priority | None = None
+    """Priority of the workflow's step messages: 0 (least urgent) to 9 (most urgent)."""
 
 
 class RuntimeSettings(BaseModel):
@@ -29,6 +54,15 @@ class RuntimeSettings(BaseModel):
     """How often the reconciler looks for lost doorbells and expired leases."""
     default_queue: str = "mamba"
     """Queue that steps go to unless a workflow routes them elsewhere."""
+    routes: dict[str, WorkflowRoute] = Field(default_factory=dict)
+    """Queue and priority per workflow name. Keys are names or glob patterns (``"research"``,
+    ``"batch_*"``, ``"*"``), as in Celery's ``task_routes``: an exact name wins, else the first
+    matching pattern in the order given. Env: ``MAMBA_RUNTIME__ROUTES='{"research": {"queue": "research"}}'``."""
+    queue_priorities: bool = True
+    """Declare queues with priorities: ``x-max-priority=9`` on RabbitMQ (Redis and the embedded broker
+    need no declaration). RabbitMQ refuses to redeclare a queue with other arguments
+    (``PRECONDITION_FAILED``): a queue an older Mamba declared without it must be deleted (once
+    drained) before priorities work, or set this to ``False`` to keep it and forgo priorities there."""
     max_step_attempts: int = Field(default=5, ge=1)
     """Attempts a step gets (crashes and transient failures included) before the run fails."""
     retry_backoff_seconds: float = Field(default=1.0, ge=0)
@@ -55,6 +89,14 @@ class RuntimeSettings(BaseModel):
     max_inline_steps: int = Field(default=100, ge=1)
     """Successors one task may run inline before it hands the run back to the broker (fairness
     between runs); a chain also stops once it has run for ``lease_seconds``."""
+
+    @field_validator("routes")
+    @classmethod
+    def _route_keys(cls, routes: dict[str, WorkflowRoute]) -> dict[str, WorkflowRoute]:
+        blank = [key for key in routes if not key.strip()]
+        if blank:
+            raise ValueError("a route's key must be a workflow name or a glob pattern such as 'research' or '*'")
+        return routes
 
     @property
     def heartbeat_interval(self) -> float:

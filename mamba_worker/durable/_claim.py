@@ -160,4 +160,6 @@ class StepClaimer:
             return
         if outbox.dispatched_at is not None and outbox.dispatched_at > utcnow() - grace:
             return
-        self._dispatcher.send(run_id=run_id, seq=seq + 1, task_name=outbox.task_name, queue=outbox.queue)
+        self._dispatcher.send(
+            run_id=run_id, seq=seq + 1, task_name=outbox.task_name, queue=outbox.queue, priority=outbox.priority
+        )

@@ -7,6 +7,7 @@ import uuid
 
 from celery import Celery
 
+from mamba_worker.durable._routing import broker_priority
 from mamba_worker.durable.store import RunStore, mark_dispatched_txn
 
 logger = logging.getLogger(__name__)
@@ -14,6 +15,9 @@ logger = logging.getLogger(__name__)
 
 class Dispatcher:
     """Sends step tasks by name (it never imports the task functions) and stamps the outbox.
+
+    Priorities are on Mamba's scale (0 to 9, higher is more urgent, ``None`` as 0) and mapped onto
+    the app's broker here (`broker_priority`); the embedded broker gets none.
 
     Args:
         app: The Celery app (its producer pool is reused: never one connection per publish).
@@ -23,8 +27,9 @@ class Dispatcher:
     def __init__(self, app: Celery, store: RunStore) -> None:
         self._app = app
         self._store = store
+        self._broker_url = str(app.conf.broker_url or "")
 
-    def send(self, *, run_id: str, seq: int, task_name: str, queue: str) -> str:
+    def send(self, *, run_id: str, seq: int, task_name: str, queue: str, priority: int | None = None) -> str:
         """Send the task of step ``seq`` and mark its outbox row dispatched; returns the task id.
 
         The message goes out before the stamp. A crash between the two leaves the row
@@ -32,16 +37,25 @@ class Dispatcher:
         only one worker can claim the step. The other order could lose the message for good.
         """
         task_id = new_task_id(run_id, seq)
-        self.publish(run_id=run_id, seq=seq, task_name=task_name, queue=queue, task_id=task_id)
+        self.publish(run_id=run_id, seq=seq, task_name=task_name, queue=queue, task_id=task_id, priority=priority)
         with self._store.session() as session, session.begin():
             mark_dispatched_txn(session, run_id, seq, task_id=task_id)
         return task_id
 
-    def publish(self, *, run_id: str, seq: int, task_name: str, queue: str, task_id: str) -> None:
+    def publish(
+        self, *, run_id: str, seq: int, task_name: str, queue: str, task_id: str, priority: int | None = None
+    ) -> None:
         """Send the task only: for an outbox row already stamped in the committing transaction."""
         # Only ids travel: the state is in SQL, so messages stay tiny and never go stale.
-        self._app.send_task(task_name, args=[run_id, seq], queue=queue, task_id=task_id, ignore_result=True)
-        logger.debug("dispatched %s for run %s step %s on %s", task_name, run_id, seq, queue)
+        self._app.send_task(
+            task_name,
+            args=[run_id, seq],
+            queue=queue,
+            task_id=task_id,
+            ignore_result=True,
+            priority=broker_priority(self._broker_url, priority),
+        )
+        logger.debug("dispatched %s for run %s step %s on %s (priority %s)", task_name, run_id, seq, queue, priority)
 
 
 def new_task_id(run_id: str, seq: int) -> str:

@@ -11,6 +11,7 @@ from types import TracebackType
 
 from mamba_worker.config import AgentSettings
 from mamba_worker.durable._reconciler import Reconciler, ReconcilerThread
+from mamba_worker.durable._routing import routed_queues
 from mamba_worker.durable._runtime import Runtime, set_runtime
 from mamba_worker.durable._service import RunService
 from mamba_worker.durable._tasks import register_tasks
@@ -36,7 +37,10 @@ class EmbeddedRuntime:
             step_names={name: self.runtime.registry.steps_of(name) for name in self.runtime.registry.workflow_names()},
         )
         self.service = RunService(self.runtime)
-        self._worker = WorkerThread(self.runtime.app, queues=[self.runtime.runtime.default_queue])
+        registry = self.runtime.registry
+        # One process runs everything: it consumes every queue a workflow may be routed to.
+        queues = routed_queues(self.runtime.runtime, [registry.route_of(name) for name in registry.workflow_names()])
+        self._worker = WorkerThread(self.runtime.app, queues=queues)
         self._reconciler = ReconcilerThread(self.runtime)
 
     def start(self) -> EmbeddedRuntime:

@@ -104,7 +104,9 @@ class Reconciler:
             step = load_step_txn(session, row.run_id, row.seq)
             events = self._record(session, row.run_id, row.seq, step.name, reason)
         self._publisher.publish(events)
-        self._dispatcher.send(run_id=row.run_id, seq=row.seq, task_name=row.task_name, queue=row.queue)
+        self._dispatcher.send(
+            run_id=row.run_id, seq=row.seq, task_name=row.task_name, queue=row.queue, priority=row.priority
+        )
 
     def _requeue(
         self, run_id: str, seq: int, reason: RedispatchReason, *, now: datetime, expire_lease: bool = False
@@ -119,9 +121,9 @@ class Reconciler:
                 return False  # claimed (or finished) since the query: its worker has it
             requeue_outbox_txn(session, run_id, seq, now=now)
             events = self._record(session, run_id, seq, step.name, reason)
-            task_name, queue = outbox.task_name, outbox.queue
+            task_name, queue, priority = outbox.task_name, outbox.queue, outbox.priority
         self._publisher.publish(events)
-        self._dispatcher.send(run_id=run_id, seq=seq, task_name=task_name, queue=queue)
+        self._dispatcher.send(run_id=run_id, seq=seq, task_name=task_name, queue=queue, priority=priority)
         return True
 
     @staticmethod

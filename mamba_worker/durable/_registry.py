@@ -3,7 +3,8 @@
 A run stores names (``workflow="react"``, ``tools=["read_file"]``), never code; every worker
 process rebuilds the same objects from the same names. Custom workflows and tools are registered
 by importing the modules listed in ``runtime.workflow_modules`` (``register_workflow`` and
-``register_tool`` run at import time).
+``register_tool`` run at import time). A workflow may carry a default queue and priority
+(``@register_workflow(queue=..., priority=...)``); ``runtime.routes`` overrides them.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pydantic_ai import Tool
 from pydantic_ai.models import Model
 
 from mamba_client.schemas import RunOptions
+from mamba_worker.config import WorkflowRoute
 from mamba_worker.errors import ConfigurationError
 from mamba_worker.prompts import PromptManager
 from mamba_worker.tools import BUILTIN_TOOLS, FilesystemSecurity, builtin_tools, is_idempotent
@@ -45,6 +47,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True, kw_only=True)
+class _RegisteredWorkflow:
+    factory: WorkflowFactory
+    steps: frozenset[str]
+    route: WorkflowRoute | None
+
+
+@dataclass(frozen=True, kw_only=True)
 class RegisteredTool:
     """A tool a run may name."""
 
@@ -61,16 +70,23 @@ class Registry:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._workflows: dict[str, tuple[WorkflowFactory, frozenset[str]]] = {"react": (_react, _REACT_STEPS)}
+        self._workflows: dict[str, _RegisteredWorkflow] = {
+            "react": _RegisteredWorkflow(factory=_react, steps=_REACT_STEPS, route=None)
+        }
         self._tools: dict[str, RegisteredTool] = {}
         self._models: dict[str, ModelFactory] = {}
 
     # -- workflows ------------------------------------------------------------------------
 
-    def add_workflow(self, name: str, factory: WorkflowFactory, *, steps: Iterable[str]) -> None:
-        """Register ``factory`` under ``name``; ``steps`` are its step names (for task names)."""
+    def add_workflow(
+        self, name: str, factory: WorkflowFactory, *, steps: Iterable[str], route: WorkflowRoute | None = None
+    ) -> None:
+        """Register ``factory`` under ``name``; ``steps`` are its step names (for task names).
+
+        ``route``: the workflow's default queue and priority (``runtime.routes`` and the run's own win).
+        """
         with self._lock:
-            self._workflows[name] = (factory, frozenset(steps))
+            self._workflows[name] = _RegisteredWorkflow(factory=factory, steps=frozenset(steps), route=route)
 
     def workflow_names(self) -> list[str]:
         """Registered workflow names."""
@@ -78,13 +94,17 @@ class Registry:
 
     def steps_of(self, name: str) -> frozenset[str]:
         """The step names of workflow ``name``."""
-        return self._get_workflow(name)[1]
+        return self._get_workflow(name).steps
+
+    def route_of(self, name: str) -> WorkflowRoute | None:
+        """The default queue and priority workflow ``name`` was registered with, if any."""
+        return self._get_workflow(name).route
 
     def build_workflow(self, name: str, options: RunOptions, prompts: PromptManager) -> StepWorkflow[Any, Any, Any]:
         """A new instance of workflow ``name`` for a run with ``options``."""
-        return self._get_workflow(name)[0](options, prompts)
+        return self._get_workflow(name).factory(options, prompts)
 
-    def _get_workflow(self, name: str) -> tuple[WorkflowFactory, frozenset[str]]:
+    def _get_workflow(self, name: str) -> _RegisteredWorkflow:
         try:
             return self._workflows[name]
         except KeyError:
@@ -147,19 +167,59 @@ class Registry:
                 ) from error
 
 
-def register_workflow(cls: W) -> W:
+@overload
+def register_workflow(cls: W, *, queue: str | None = None, priority: int | None = None) -> W: ...
+
+
+@overload
+def register_workflow(
+    cls: None = None, *, queue: str | None = None, priority: int | None = None
+) -> Callable[[W], W]: ...
+
+
+def register_workflow(
+    cls: W | None = None, *, queue: str | None = None, priority: int | None = None
+) -> W | Callable[[W], W]:
     """Class decorator: make a `StepWorkflow` subclass runnable by name in the durable runtime.
 
     The class must be constructible as ``cls(config=WorkflowConfig(...))`` (no agent: in a worker the
     model and tools come from the run).
+
+    Args:
+        cls: The workflow class (when used as ``@register_workflow`` without arguments).
+        queue: Default queue of the workflow's steps; ``runtime.routes`` and ``SubmitRun.queue`` win.
+        priority: Default priority, 0 (least urgent) to 9 (most urgent); overridden the same way.
+
+    Raises:
+        ConfigurationError: ``queue`` or ``priority`` is out of range.
+
+    Example:
+        ```python
+        @register_workflow(queue="research", priority=7)
+        class Research(StepWorkflow[...]): ...
+        ```
     """
+    route = _route(queue=queue, priority=priority)
 
-    def factory(options: RunOptions, prompts: PromptManager) -> StepWorkflow[Any, Any, Any]:
-        return cls(config=WorkflowConfig(**_limits(options)))
+    def decorate(workflow_cls: W) -> W:
+        def factory(options: RunOptions, prompts: PromptManager) -> StepWorkflow[Any, Any, Any]:
+            return workflow_cls(config=WorkflowConfig(**_limits(options)))
 
-    # The name is an instance property (the spec's Workflow API); a throwaway instance reads it.
-    default_registry.add_workflow(cls(config=WorkflowConfig()).name, factory, steps=cls.step_names())
-    return cls
+        # The name is an instance property (the spec's Workflow API); a throwaway instance reads it.
+        name = workflow_cls(config=WorkflowConfig()).name
+        default_registry.add_workflow(name, factory, steps=workflow_cls.step_names(), route=route)
+        return workflow_cls
+
+    return decorate(cls) if cls is not None else decorate
+
+
+def _route(*, queue: str | None, priority: int | None) -> WorkflowRoute | None:
+    if queue is None and priority is None:
+        return None
+    try:
+        return WorkflowRoute(queue=queue, priority=priority)
+    except ValueError as error:  # pydantic's ValidationError
+        raise ConfigurationError(f"invalid workflow route (queue={queue!r}, priority={priority!r}): {error}") from None
 
 
 @overload

@@ -30,6 +30,7 @@ from mamba_client.schemas import (
 from mamba_worker.durable._dispatch import Dispatcher
 from mamba_worker.durable._events import EventPublisher
 from mamba_worker.durable._names import step_task_name
+from mamba_worker.durable._routing import resolve_route
 from mamba_worker.durable._runtime import Runtime
 from mamba_worker.durable.errors import RunConflictError
 from mamba_worker.durable.store import (
@@ -104,22 +105,32 @@ class RunService:
             state.system_prompt = request.options.system_prompt
         request = request.model_copy(update={"model": model})
         run_id = new_run_id()
-        queue = request.queue or rt.runtime.default_queue
+        # Resolved once and stored: every later send of this run (successors, resume, the
+        # reconciler's re-sends) reads queue and priority from SQL, never from today's settings.
+        route = resolve_route(request, runtime=rt.runtime, workflow_default=rt.registry.route_of(request.workflow))
+        queue, priority = route.queue, route.priority
         task_name = step_task_name(request.workflow, workflow.initial_step)
         committed: list[Event] = []
         with rt.store.session() as session, session.begin():
-            if not insert_run_txn(session, request, run_id=run_id, queue=queue, state=workflow.dump_state(state)):
+            if not insert_run_txn(
+                session, request, run_id=run_id, queue=queue, priority=priority, state=workflow.dump_state(state)
+            ):
                 winner = load_run_by_idempotency_key_txn(session, request.idempotency_key or "")
                 assert winner is not None
                 run_id = winner.id
             else:
                 insert_step_txn(session, run_id=run_id, seq=1, name=workflow.initial_step)
-                insert_outbox_txn(session, run_id=run_id, seq=1, task_name=task_name, queue=queue)
+                insert_outbox_txn(session, run_id=run_id, seq=1, task_name=task_name, queue=queue, priority=priority)
                 committed = append_events_txn(
                     session,
                     [
                         RunSubmitted(
-                            run_id=run_id, workflow=request.workflow, input=request.input, model=model, queue=queue
+                            run_id=run_id,
+                            workflow=request.workflow,
+                            input=request.input,
+                            model=model,
+                            queue=queue,
+                            priority=priority,
                         )
                     ],
                 )
@@ -127,7 +138,7 @@ class RunService:
         run = rt.store.get_run(run_id)
         if run.status == RunStatus.PENDING and run.current_seq == 1:
             # After the commit; if this send is lost the reconciler sends it (the outbox row stays).
-            self._dispatcher.send(run_id=run_id, seq=1, task_name=task_name, queue=queue)
+            self._dispatcher.send(run_id=run_id, seq=1, task_name=task_name, queue=run.queue, priority=run.priority)
         return run
 
     def _same_request(self, existing: Run, request: SubmitRun) -> Run:
@@ -246,11 +257,11 @@ class RunService:
                 committed = append_events_txn(session, [resumed])
             elif step.status in (StepStatus.PENDING, StepStatus.DISPATCHED):
                 requeue_outbox_txn(session, run_id, seq)
-            task_name, queue = step_task_name(run.workflow, step.name), run.queue
+            task_name, queue, priority = step_task_name(run.workflow, step.name), run.queue, run.priority
         self._publisher.publish(committed)
         current = rt.store.get_step_row(run_id, seq)
         if current.status in (StepStatus.PENDING, StepStatus.DISPATCHED):
-            self._dispatcher.send(run_id=run_id, seq=seq, task_name=task_name, queue=queue)
+            self._dispatcher.send(run_id=run_id, seq=seq, task_name=task_name, queue=queue, priority=priority)
         return rt.store.get_run(run_id)
 
 

@@ -28,6 +28,7 @@ class WorkerThread:
     """
 
     def __init__(self, app: Celery, *, queues: Sequence[str], hostname: str = "mamba-embedded@%h") -> None:
+        self._app = app
         self._worker: WorkController = app.WorkController(
             pool_cls="solo",
             concurrency=1,
@@ -44,6 +45,9 @@ class WorkerThread:
         self._ready = threading.Event()
 
     def _run(self) -> None:
+        # Celery looks tasks up in the thread's current app, else the process's default app, which
+        # is whichever app a worker set up first in this process (possibly one with other tasks).
+        self._app.set_current()
         try:
             self._worker.start()
         finally:

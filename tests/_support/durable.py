@@ -187,6 +187,7 @@ class Sent:
     seq: int
     task_name: str
     queue: str
+    priority: int | None = None
 
 
 class RecordingDispatcher(Dispatcher):
@@ -199,17 +200,19 @@ class RecordingDispatcher(Dispatcher):
         super().__init__(runtime.app, runtime.store)
         self.sent: list[Sent] = []
 
-    def send(self, *, run_id: str, seq: int, task_name: str, queue: str) -> str:
+    def send(self, *, run_id: str, seq: int, task_name: str, queue: str, priority: int | None = None) -> str:
         """Record the message and stamp the outbox row."""
-        self.sent.append(Sent(run_id, seq, task_name, queue))
+        self.sent.append(Sent(run_id, seq, task_name, queue, priority))
         task_id = f"{run_id}:{seq}:{uuid.uuid4().hex[:8]}"
         with self._store.session() as session, session.begin():
             mark_dispatched_txn(session, run_id, seq, task_id=task_id)
         return task_id
 
-    def publish(self, *, run_id: str, seq: int, task_name: str, queue: str, task_id: str) -> None:
+    def publish(
+        self, *, run_id: str, seq: int, task_name: str, queue: str, task_id: str, priority: int | None = None
+    ) -> None:
         """Record the message (its outbox row was stamped by the commit)."""
-        self.sent.append(Sent(run_id, seq, task_name, queue))
+        self.sent.append(Sent(run_id, seq, task_name, queue, priority))
 
     def seqs(self, run_id: str) -> list[int]:
         """The step numbers sent for ``run_id``, in order."""
@@ -227,14 +230,16 @@ class DroppingDispatcher(Dispatcher):
         super().__init__(runtime.app, runtime.store)
         self.dropped: list[Sent] = []
 
-    def send(self, *, run_id: str, seq: int, task_name: str, queue: str) -> str:
+    def send(self, *, run_id: str, seq: int, task_name: str, queue: str, priority: int | None = None) -> str:
         """Forget the message."""
-        self.dropped.append(Sent(run_id, seq, task_name, queue))
+        self.dropped.append(Sent(run_id, seq, task_name, queue, priority))
         return ""
 
-    def publish(self, *, run_id: str, seq: int, task_name: str, queue: str, task_id: str) -> None:
+    def publish(
+        self, *, run_id: str, seq: int, task_name: str, queue: str, task_id: str, priority: int | None = None
+    ) -> None:
         """Forget the message (the commit stamped its outbox row: the reconciler's stalled-dispatch path)."""
-        self.dropped.append(Sent(run_id, seq, task_name, queue))
+        self.dropped.append(Sent(run_id, seq, task_name, queue, priority))
 
 
 def executor(runtime: Runtime, dispatcher: Dispatcher | None = None) -> StepExecutor:
@@ -349,3 +354,14 @@ async def after_crash(h: Harness, run_id: str, seq: int | None = None) -> StepOu
 
     wait_until(expired, timeout=10, interval=0.02, what=f"the lease of step {seq} to expire")
     return await h.executor.execute(run_id, seq)
+
+
+def redis_queue_keys(queue: str) -> list[str]:
+    """The Redis lists holding ``queue``'s messages: one per priority step (kombu's ``queue<sep><step>``).
+
+    Step 0 is the bare queue name. Mamba sends a message without a priority at step 9 (the least urgent),
+    so a plain ``LLEN <queue>`` does not see it.
+    """
+    from kombu.transport.redis import Channel
+
+    return [queue, *(f"{queue}{Channel.sep}{step}" for step in range(1, 10))]

@@ -158,3 +158,13 @@ def test_the_package_exports_the_schemas_sorted() -> None:
     assert mamba_client.__all__ == sorted(mamba_client.__all__)
     assert all(hasattr(mamba_client, name) for name in mamba_client.__all__)
     assert mamba_client.SubmitRun is SubmitRun
+
+
+def test_submit_run_priority_is_on_the_0_to_9_scale() -> None:
+    from mamba_client.schemas import MAX_PRIORITY, MIN_PRIORITY
+
+    assert SubmitRun(input="x").priority is None
+    assert [SubmitRun(input="x", priority=p).priority for p in (MIN_PRIORITY, MAX_PRIORITY)] == [0, 9]
+    for bad in (-1, 10):
+        with pytest.raises(ValidationError):
+            SubmitRun(input="x", priority=bad)

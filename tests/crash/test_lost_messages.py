@@ -15,6 +15,7 @@ import redis
 from mamba_client.schemas import RedispatchReason
 from tests._support.crash.workers import WorkerProcess
 from tests._support.crash.workflow import NOTE_LOG
+from tests._support.durable import redis_queue_keys
 from tests.crash.conftest import CrashRig, RigFactory
 
 pytestmark = pytest.mark.slow
@@ -35,10 +36,11 @@ def test_a_redis_queue_emptied_mid_run_loses_no_run(rig_factory: RigFactory) -> 
     _, held, queued = hold_one_run_and_queue_another(rig)
     client = redis.Redis.from_url(rig.stack.broker_url)
     try:
-        queue_length = lambda: client.llen(rig.stack.queue)  # noqa: E731
+        keys = redis_queue_keys(rig.stack.queue)
+        queue_length = lambda: sum(client.llen(key) for key in keys)  # noqa: E731
         rig.wait(queue_length, "run B's message to wait in Redis", run_id=queued)
         # What FLUSHALL does to this test's queue (FLUSHALL itself would hit other tests' queues).
-        assert client.delete(rig.stack.queue) == 1
+        assert client.delete(*keys) == 1
     finally:
         client.close()
     rig.gates.release("think-1")

@@ -9,7 +9,12 @@ from mamba_worker.durable._broker import is_embedded
 
 
 @click.command(name="worker", context_settings={"ignore_unknown_options": True})
-@click.option("-Q", "--queues", default=None, help="Comma-separated queues (default: the runtime's default queue).")
+@click.option(
+    "-Q",
+    "--queues",
+    default=None,
+    help="Comma-separated queues to consume, e.g. those runtime.routes names (default: the runtime's default queue).",
+)
 @click.option(
     "-P", "--pool", default=None, help="Pool: solo (default on Redis and the embedded broker), threads, prefork."
 )

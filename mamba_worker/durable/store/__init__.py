@@ -8,6 +8,7 @@ Schema (JSON documents are TEXT, serialised by pydantic; statuses are the `mamba
 enums stored as their values; times are UTC)::
 
     runs         id PK, workflow, status, input, model, tools, options, run_metadata, queue,
+                 priority NULL (resolved at submit, see durable._routing),
                  idempotency_key UNIQUE NULL, state (the workflow's state document, JSON text),
                  output, error, waiting, usage totals (input/output/cache tokens, requests,
                  cost_usd), last_seq (newest step), next_event_seq, cancel_requested,
@@ -17,7 +18,7 @@ enums stored as their values; times are UTC)::
                  checkpoint (state the step starts from, optional), error, traceback,
                  usage totals, created_at, started_at, finished_at
                  INDEX (status, lease_expires_at): running steps with expired leases
-    outbox       (run_id, seq) PK → steps, task_name, queue, attempt (sends), task_id,
+    outbox       (run_id, seq) PK → steps, task_name, queue, priority NULL, attempt (sends), task_id,
                  created_at, queued_at, not_before, dispatched_at
                  INDEX ix_outbox_pending (queued_at) WHERE dispatched_at IS NULL
     tool_calls   (run_id, seq, tool_call_id) PK → steps, tool_name, idempotent, status, attempt,

@@ -41,6 +41,7 @@ def to_run(row: Row[Any]) -> Run:
         tools=m["tools"],
         options=m["options"],
         queue=m["queue"],
+        priority=m["priority"],
         metadata=m["run_metadata"],
         idempotency_key=m["idempotency_key"],
         output=m["output"],

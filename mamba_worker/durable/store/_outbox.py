@@ -28,6 +28,7 @@ def insert_outbox_txn(
     seq: int,
     task_name: str,
     queue: str,
+    priority: int | None = None,
     not_before: datetime | None = None,
     dispatching_as: str | None = None,
     now: datetime | None = None,
@@ -44,6 +45,7 @@ def insert_outbox_txn(
         seq: The step the message starts (its ``steps`` row must exist).
         task_name: Celery task name (`mamba_worker.durable._names.step_task_name`).
         queue: Celery queue.
+        priority: Message priority on Mamba's 0-9 scale (the run's); ``None``: none. Kept for re-sends.
         not_before: Do not send before this time (retry backoff).
         dispatching_as: The caller sends the message right after its commit, with this task id:
             the row is stamped dispatched now, saving a transaction per step. If the sender dies
@@ -57,6 +59,7 @@ def insert_outbox_txn(
         "seq": seq,
         "task_name": task_name,
         "queue": queue,
+        "priority": priority,
         "attempt": 0 if dispatching_as is None else 1,
         "task_id": dispatching_as,
         "created_at": now,

@@ -42,6 +42,7 @@ def insert_run_txn(
     *,
     run_id: str,
     queue: str,
+    priority: int | None = None,
     status: RunStatus = RunStatus.PENDING,
     state: str | None = None,
     parent_run_id: str | None = None,
@@ -59,7 +60,8 @@ def insert_run_txn(
         session: The caller's session; not committed here.
         submit: What was submitted.
         run_id: The new run's id (`new_run_id`).
-        queue: The queue its steps go to (``submit.queue`` or the runtime's default).
+        queue: The queue its steps go to (resolved at submit: `mamba_worker.durable._routing`).
+        priority: Its step messages' priority (Mamba's 0-9 scale), resolved likewise; ``None``: none.
         status: Initial status.
         state: The workflow's initial state document (JSON text).
         parent_run_id: For a fork, the run it was forked from.
@@ -77,6 +79,7 @@ def insert_run_txn(
         "options": submit.options,
         "run_metadata": submit.metadata,
         "queue": queue,
+        "priority": priority,
         "idempotency_key": submit.idempotency_key,
         "state": state,
         "output": None,

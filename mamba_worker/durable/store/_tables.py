@@ -80,6 +80,8 @@ class RunRow(_StoreModel, table=True):
     options: RunOptions = Field(default_factory=RunOptions, sa_type=JSONText(RunOptions))
     run_metadata: dict[str, str] = Field(default_factory=dict, sa_type=JSONText(dict[str, str]))
     queue: str
+    priority: int | None = None
+    """Priority of the run's step messages (Mamba's 0-9 scale), resolved at submit; ``None``: none."""
     idempotency_key: str | None = Field(default=None, unique=True)
     state: str | None = Field(default=None, sa_type=Text)
     """The workflow's state document (JSON text, serialised by the caller), as of the last commit."""
@@ -163,6 +165,8 @@ class OutboxRow(_StoreModel, table=True):
     seq: int = Field(primary_key=True)
     task_name: str
     queue: str
+    priority: int | None = None
+    """Priority of the message (Mamba's 0-9 scale; the run's), so every re-send keeps it."""
     attempt: int = 0
     """How many times the message was sent."""
     task_id: str | None = None

@@ -105,3 +105,23 @@ def test_target_above_trigger_is_refused(in_tmp_cwd: Path, monkeypatch: pytest.M
     monkeypatch.setenv("MAMBA_CONTEXT__TARGET_TOKENS", "200000")
     with pytest.raises(ConfigurationError, match="target_tokens"):
         AgentSettings()
+
+
+def test_workflow_routes_from_config_toml_and_env(in_tmp_cwd: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mamba_worker.config import WorkflowRoute
+
+    (in_tmp_cwd / "config.toml").write_text('[runtime.routes.research]\nqueue = "research"\npriority = 7\n')
+    assert AgentSettings().runtime.routes == {"research": WorkflowRoute(queue="research", priority=7)}
+
+    (in_tmp_cwd / "config.toml").unlink()  # (sources are merged key by key, as for every section)
+    monkeypatch.setenv("MAMBA_RUNTIME__ROUTES", '{"batch_*": {"queue": "bulk", "priority": 0}, "*": {"priority": 3}}')
+    assert AgentSettings().runtime.routes == {
+        "batch_*": WorkflowRoute(queue="bulk", priority=0),
+        "*": WorkflowRoute(priority=3),
+    }
+
+
+def test_a_route_priority_outside_0_to_9_names_the_key(in_tmp_cwd: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAMBA_RUNTIME__ROUTES", '{"research": {"priority": 10}}')
+    with pytest.raises(ConfigurationError, match=r"runtime\.routes\.research\.priority"):
+        AgentSettings()

@@ -28,7 +28,7 @@ def celery_worker(factory: RuntimeFactory, tmp_path: Path) -> Iterator[StartWork
     """Start ``celery -A mamba_worker worker`` over the test's database, broker and queue; killed at the end."""
     started: list[tuple[subprocess.Popen[bytes], Path]] = []
 
-    def start(*pool: str) -> subprocess.Popen[bytes]:
+    def start(*pool: str, env_extra: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         env = {
             **os.environ,
             "PYTHONPATH": str(ROOT),
@@ -39,6 +39,7 @@ def celery_worker(factory: RuntimeFactory, tmp_path: Path) -> Iterator[StartWork
             "MAMBA_RUNTIME__LEASE_SECONDS": "5",
             "MAMBA_RUNTIME__RECONCILER_INTERVAL_SECONDS": "0.5",
             "MAMBA_RUNTIME__EMBEDDED_POLLING_SECONDS": "0.02",
+            **(env_extra or {}),
         }
         log = tmp_path / f"worker-{len(started)}.log"
         command = [sys.executable, "-m", "celery", "-A", "mamba_worker", "worker", "-l", "INFO"]
@@ -97,3 +98,20 @@ def test_celery_worker_runs_submitted_runs_to_completion(
     steps = service.steps(counting.id)
     assert [s.name for s in steps] == ["start", "count", "count", "count", "done"]
     assert all(s.attempt == 1 for s in steps)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("broker", ["embedded", "redis"], indirect=True)
+def test_celery_worker_with_q_consumes_a_routed_workflows_queue(
+    factory: RuntimeFactory, celery_worker: StartWorker, tmp_path: Path
+) -> None:
+    routed = f"{factory.queue}-routed"
+    routes = {"dt_count": {"queue": routed, "priority": 6}}
+    service = RunService(factory.runtime(registry=default_registry, routes=routes))
+    run = service.submit(SubmitRun(workflow="dt_count", input="2", model="offline"))
+    assert (run.queue, run.priority) == (routed, 6)
+
+    # Only the routed queue: the run's steps must all arrive there.
+    celery_worker("-P", "solo", "-Q", routed, env_extra={"MAMBA_RUNTIME__ROUTES": json.dumps(routes)})
+
+    assert _settled(service, run.id, tmp_path / "worker-0.log").output == 2

@@ -1,17 +1,22 @@
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from mamba_client.schemas import SubmitRun
 from mamba_worker.durable.store import (
     VERSION_TABLE,
+    OutboxRow,
+    RunStore,
     alembic_config,
     create_engine,
     current_revision,
+    insert_run_txn,
     metadata,
     upgrade_database,
 )
@@ -100,3 +105,96 @@ def test_sqlite_connections_enforce_foreign_keys_after_an_upgrade(tmp_path: obje
             assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     finally:
         engine.dispose()
+
+
+def test_upgrading_from_0001_keeps_runs_and_their_outbox_without_a_priority(fresh_url: str) -> None:
+    engine = create_engine(fresh_url)
+    try:
+        upgrade_database(engine, revision="0001")
+        now = datetime(2030, 1, 1, tzinfo=UTC)
+        usage = {"input_tokens": 0, "output_tokens": 0, "cache_read_tokens": 0, "cache_write_tokens": 0}
+        usage |= {"requests": 0, "cost_usd": 0.0}
+        with engine.begin() as connection:
+            # As a 0001 deployment wrote them: plain SQL, no priority column anywhere.
+            connection.execute(
+                sa.table("runs", *(sa.column(name) for name in _RUN_0001)).insert(),
+                [
+                    {
+                        "id": "old-run",
+                        "workflow": "react",
+                        "status": "running",
+                        "input": "hi",
+                        "model": None,
+                        "tools": "[]",
+                        "options": "{}",
+                        "run_metadata": "{}",
+                        "queue": "agents",
+                        "idempotency_key": None,
+                        "state": None,
+                        "output": None,
+                        "error": None,
+                        "waiting": None,
+                        **usage,
+                        "last_seq": 1,
+                        "next_event_seq": 1,
+                        "cancel_requested": False,
+                        "parent_run_id": None,
+                        "parent_seq": None,
+                        "created_at": now,
+                        "updated_at": now,
+                        "finished_at": None,
+                    }
+                ],
+            )
+            connection.execute(
+                sa.text(
+                    "INSERT INTO steps (run_id, seq, name, status, attempt, input_tokens, output_tokens, "
+                    "cache_read_tokens, cache_write_tokens, requests, cost_usd, created_at) "
+                    "VALUES ('old-run', 1, 'think', 'dispatched', 0, 0, 0, 0, 0, 0, 0.0, :now)"
+                ),
+                {"now": now},
+            )
+            connection.execute(
+                sa.text(
+                    "INSERT INTO outbox (run_id, seq, task_name, queue, attempt, created_at, queued_at) "
+                    "VALUES ('old-run', 1, 'mamba.think', 'agents', 1, :now, :now)"
+                ),
+                {"now": now},
+            )
+
+        upgrade_database(engine)
+
+        assert current_revision(engine) == _head()
+        run = RunStore(engine).get_run("old-run")
+        assert (run.queue, run.priority, run.current_step) == ("agents", None, "think")
+        with RunStore(engine).session() as session:
+            outbox = session.get(OutboxRow, ("old-run", 1))
+            assert outbox is not None
+            assert (outbox.task_name, outbox.queue, outbox.priority) == ("mamba.think", "agents", None)
+    finally:
+        engine.dispose()
+
+
+def test_downgrading_0002_keeps_the_runs(fresh_url: str) -> None:
+    from alembic import command
+
+    engine = create_engine(fresh_url)
+    try:
+        upgrade_database(engine)
+        store = RunStore(engine)
+        with store.session() as session, session.begin():
+            insert_run_txn(session, SubmitRun(input="hi"), run_id="r1", queue="q", priority=7)
+        with engine.begin() as connection:
+            command.downgrade(alembic_config(connection=connection), "0001")
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("SELECT id, queue FROM runs").all() == [("r1", "q")]
+        assert "priority" not in {column["name"] for column in sa.inspect(engine).get_columns("outbox")}
+    finally:
+        engine.dispose()
+
+
+_RUN_0001 = (
+    "id workflow status input model tools options run_metadata queue idempotency_key state output error waiting "
+    "input_tokens output_tokens cache_read_tokens cache_write_tokens requests cost_usd last_seq next_event_seq "
+    "cancel_requested parent_run_id parent_seq created_at updated_at finished_at"
+).split()

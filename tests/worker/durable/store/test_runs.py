@@ -30,7 +30,9 @@ def test_a_submitted_run_reads_back_as_submitted(store: RunStore) -> None:
     )
     run_id = new_run_id()
     with store.session() as session, session.begin():
-        assert insert_run_txn(session, submit, run_id=run_id, queue="agents", now=T0, state='{"messages":[]}')
+        assert insert_run_txn(
+            session, submit, run_id=run_id, queue="agents", priority=4, now=T0, state='{"messages":[]}'
+        )
 
     run = store.get_run(run_id)
 
@@ -43,6 +45,7 @@ def test_a_submitted_run_reads_back_as_submitted(store: RunStore) -> None:
         "tools": ["read_file"],
         "options": RunOptions(max_iterations=3).model_dump(),
         "queue": "agents",
+        "priority": 4,
         "metadata": {"team": "search"},
         "idempotency_key": "job-1",
         "output": None,
