@@ -11,7 +11,7 @@ from mamba_worker.config._logging import LoggingConfig
 from mamba_worker.config._model_backend import ModelBackendSettings
 from mamba_worker.config._prompts import PromptConfig, TemplateConfig
 from mamba_worker.config._recovery import ErrorRecoveryConfig
-from mamba_worker.config._runtime import RuntimeSettings, WorkflowRoute
+from mamba_worker.config._runtime import InDoubtPolicy, RuntimeSettings, WorkflowRoute
 from mamba_worker.config._settings import AgentSettings
 from mamba_worker.config._tokenizer import TokenizerConfig
 
@@ -20,6 +20,7 @@ __all__ = [
     "CompactionConfig",
     "CompactionStrategyName",
     "ErrorRecoveryConfig",
+    "InDoubtPolicy",
     "LoggingConfig",
     "ModelBackendSettings",
     "PromptConfig",

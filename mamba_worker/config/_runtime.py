@@ -9,6 +9,11 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from mamba_client.schemas import Priority
 
+InDoubtPolicy = Literal["wait", "rerun", "fail"]
+"""What a re-run does with a non-idempotent tool call a crash left started (it may have run): ``wait``
+(the run stops, ``waiting``, until a person decides), ``rerun`` (run it again), ``fail`` (the run fails,
+resumable). The runtime's ``in_doubt_policy`` is the default; ``register_tool(in_doubt=...)`` sets a tool's own."""
+
 
 class WorkflowRoute(BaseModel):
     """Where a workflow's runs send their step messages, and how urgently (``runtime.routes``).
@@ -75,7 +80,7 @@ class RuntimeSettings(BaseModel):
     """Modules workers import at start-up to register custom workflows and tools."""
     tool_sandbox: Path | None = None
     """Directory built-in file tools and ``run_bash`` are confined to in workers (default: the working directory)."""
-    in_doubt_policy: Literal["wait", "rerun", "fail"] = "wait"
+    in_doubt_policy: InDoubtPolicy = "wait"
     """A re-run's choice for a non-idempotent tool call that may have run: wait for a person, rerun, or fail."""
     task_events: bool = False
     """Send Celery task events (what Flower shows); costs a little per step."""

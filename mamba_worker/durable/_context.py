@@ -95,9 +95,8 @@ class DurableStepContext:
         self._toolbox = StepToolbox(
             self.model, FunctionToolset([tool.tool for tool in tools]), model_settings=model_settings
         )
-        self._ledger = ToolLedger(
-            runtime.store, run_id=run_id, seq=seq, attempt=attempt, in_doubt_policy=runtime.runtime.in_doubt_policy
-        )
+        self._ledger = ToolLedger(runtime.store, run_id=run_id, seq=seq, attempt=attempt)
+        self._in_doubt = runtime.runtime.in_doubt_policy
 
     async def __aenter__(self) -> DurableStepContext:
         await self._toolbox.__aenter__()
@@ -132,6 +131,8 @@ class DurableStepContext:
         """Execute one tool call through the ledger (a finished call is never run twice)."""
         registered = self._tools.get(call.tool_name)
         idempotent = registered.idempotent if registered is not None else True  # unknown tool: nothing runs
+        # The tool's own policy for a call left in doubt, else the runtime's.
+        in_doubt = registered.in_doubt if registered is not None and registered.in_doubt else self._in_doubt
 
         async def execute() -> ToolOutcome:
             return await self._toolbox.call(call, retries=retries)
@@ -143,6 +144,7 @@ class DurableStepContext:
             tool_call_id=call.tool_call_id,
             tool_name=call.tool_name,
             idempotent=idempotent,
+            in_doubt=in_doubt,
             args_json=json.dumps(call.args_as_dict(), default=str),
             execute=execute,
         )

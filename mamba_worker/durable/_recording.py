@@ -25,6 +25,7 @@ from pydantic_ai.settings import ModelSettings
 from sqlmodel import Session
 
 from mamba_client.schemas import ToolCallStatus, Usage
+from mamba_worker.config import InDoubtPolicy
 from mamba_worker.durable._faults import FaultPoint, fault
 from mamba_worker.durable.errors import StepInDoubtError
 from mamba_worker.durable.store import (
@@ -173,16 +174,13 @@ class ToolLedger:
         run_id: The run.
         seq: The step.
         attempt: This attempt.
-        in_doubt_policy: What to do with a non-idempotent call a crash left ``started``:
-            ``wait`` (raise `StepInDoubtError`: the run waits for a person), ``rerun``, or ``fail``.
     """
 
-    def __init__(self, store: RunStore, *, run_id: str, seq: int, attempt: int, in_doubt_policy: str) -> None:
+    def __init__(self, store: RunStore, *, run_id: str, seq: int, attempt: int) -> None:
         self._store = store
         self._run_id = run_id
         self._seq = seq
         self._attempt = attempt
-        self._policy = in_doubt_policy
         self._previous = {row.tool_call_id: row for row in store.get_tool_calls(run_id, seq)} if attempt > 1 else {}
 
     async def run(
@@ -191,15 +189,26 @@ class ToolLedger:
         tool_call_id: str,
         tool_name: str,
         idempotent: bool,
+        in_doubt: InDoubtPolicy = "wait",
         args_json: str,
         execute: Callable[[], Any],
     ) -> ToolOutcome:
-        """Run one call through the ledger; ``execute`` is awaited to actually call the tool."""
+        """Run one call through the ledger; ``execute`` is awaited to actually call the tool.
+
+        ``in_doubt`` is the tool's policy for a non-idempotent call a crash left ``started``:
+        ``wait`` or ``fail`` raise `StepInDoubtError` (the executor then stops the run for a
+        person, or fails it), ``rerun`` runs the call again.
+        """
         previous = self._previous.get(tool_call_id)
         if previous is not None and previous.status == ToolCallStatus.FINISHED and previous.result is not None:
             part = _load_part(previous.result)
             return ToolOutcome(part=part, reused=True, is_error=part.outcome != "success")
-        if previous is not None and not idempotent and self._policy != "rerun":
+        # A call already recorded "started" by THIS attempt cannot be a crash's leftover: a person
+        # answered "rerun" for it (`RunService.answer` restarts it for the step's next attempt).
+        approved = (
+            previous is not None and previous.status == ToolCallStatus.STARTED and previous.attempt == self._attempt
+        )
+        if previous is not None and not approved and not idempotent and in_doubt != "rerun":
             with self._store.session() as session, session.begin():
                 mark_tool_call_in_doubt_txn(session, self._run_id, self._seq, tool_call_id)
             raise StepInDoubtError(
@@ -209,6 +218,7 @@ class ToolLedger:
                 seq=self._seq,
                 tool_call_id=tool_call_id,
                 tool_name=tool_name,
+                policy=in_doubt,
             )
 
         def start(session: Session) -> None:
@@ -223,7 +233,7 @@ class ToolLedger:
                     attempt=self._attempt,
                     args=args_json,
                 )
-            else:
+            elif not approved:
                 restart_tool_call_txn(session, self._run_id, self._seq, tool_call_id, attempt=self._attempt)
 
         if not idempotent:
@@ -251,6 +261,21 @@ class ToolLedger:
                 session, self._run_id, self._seq, tool_call_id, result=_dump_part(outcome.part)
             )
         return outcome
+
+
+UNKNOWN_OUTCOME = (
+    "The outcome of this call is unknown: it was started before a crash and may or may not have taken "
+    "effect. A person chose not to run it again; check its effect before relying on it."
+)
+"""What the model is told about an in-doubt call a person answered with ``skip``."""
+
+
+def unknown_outcome_result(*, tool_name: str, tool_call_id: str) -> str:
+    """The ledger result (JSON text) of an in-doubt call answered ``skip``: `UNKNOWN_OUTCOME`, marked interrupted."""
+    part = ToolReturnPart(
+        tool_name=tool_name, content=UNKNOWN_OUTCOME, tool_call_id=tool_call_id, outcome="interrupted"
+    )
+    return _dump_part(part)
 
 
 def _dump_part(part: ToolReturnPart) -> str:

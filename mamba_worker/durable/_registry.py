@@ -19,7 +19,7 @@ from pydantic_ai import Tool
 from pydantic_ai.models import Model
 
 from mamba_client.schemas import RunOptions
-from mamba_worker.config import WorkflowRoute
+from mamba_worker.config import InDoubtPolicy, WorkflowRoute
 from mamba_worker.errors import ConfigurationError
 from mamba_worker.prompts import PromptManager
 from mamba_worker.tools import BUILTIN_TOOLS, FilesystemSecurity, builtin_tools, is_idempotent
@@ -63,6 +63,8 @@ class RegisteredTool:
     """The pydantic-ai tool."""
     idempotent: bool
     """Safe to run twice with the same arguments (decides what a crashed step may re-run)."""
+    in_doubt: InDoubtPolicy | None = None
+    """This tool's policy for a call a crash left in doubt; ``None``: the runtime's ``in_doubt_policy``."""
 
 
 class Registry:
@@ -223,18 +225,25 @@ def _route(*, queue: str | None, priority: int | None) -> WorkflowRoute | None:
 
 
 @overload
-def register_tool(func: F, *, name: str | None = None, idempotent: bool = False) -> F: ...
+def register_tool(
+    func: F, *, name: str | None = None, idempotent: bool = False, in_doubt: InDoubtPolicy | None = None
+) -> F: ...
 
 
 @overload
-def register_tool(func: None = None, *, name: str | None = None, idempotent: bool = False) -> Callable[[F], F]: ...
+def register_tool(
+    func: None = None, *, name: str | None = None, idempotent: bool = False, in_doubt: InDoubtPolicy | None = None
+) -> Callable[[F], F]: ...
 
 
-def register_tool(func: F | None = None, *, name: str | None = None, idempotent: bool = False) -> F | Callable[[F], F]:
+def register_tool(
+    func: F | None = None, *, name: str | None = None, idempotent: bool = False, in_doubt: InDoubtPolicy | None = None
+) -> F | Callable[[F], F]:
     """Decorator: make a function callable as a tool by runs that name it.
 
     ``idempotent=False`` (the default) is the safe choice: after a crash in the middle of the call,
-    the run waits for a decision instead of running it again.
+    the run waits for a decision instead of running it again. ``in_doubt`` sets what happens then
+    for this tool (``"wait"``, ``"rerun"`` or ``"fail"``; default: the runtime's ``in_doubt_policy``).
 
     Example:
         ```python
@@ -247,7 +256,9 @@ def register_tool(func: F | None = None, *, name: str | None = None, idempotent:
     def decorate(function: F) -> F:
         tool_name = name or function.__name__
         default_registry.add_tool(
-            RegisteredTool(name=tool_name, tool=Tool(function, name=tool_name), idempotent=idempotent)
+            RegisteredTool(
+                name=tool_name, tool=Tool(function, name=tool_name), idempotent=idempotent, in_doubt=in_doubt
+            )
         )
         return function
 

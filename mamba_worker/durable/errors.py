@@ -133,16 +133,20 @@ class StepInDoubtError(RunError):
         seq: The step.
         tool_call_id: The call in doubt.
         tool_name: Its tool.
+        policy: The tool's in-doubt policy: ``"wait"`` (the run waits for a person) or ``"fail"``.
     """
 
     code = "step_in_doubt"
 
-    def __init__(self, message: str, *, run_id: str, seq: int, tool_call_id: str, tool_name: str) -> None:
-        super().__init__(message, run_id=run_id, seq=seq, tool_call_id=tool_call_id, tool_name=tool_name)
+    def __init__(
+        self, message: str, *, run_id: str, seq: int, tool_call_id: str, tool_name: str, policy: str = "wait"
+    ) -> None:
+        super().__init__(message, run_id=run_id, seq=seq, tool_call_id=tool_call_id, tool_name=tool_name, policy=policy)
         self.run_id = run_id
         self.seq = seq
         self.tool_call_id = tool_call_id
         self.tool_name = tool_name
+        self.policy = policy
 
 
 class StepTimeoutError(RunError):

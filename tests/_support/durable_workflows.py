@@ -183,6 +183,20 @@ async def dt_send(to: str) -> str:
     return f"sent to {to}"
 
 
+@register_tool(idempotent=False, in_doubt="rerun")
+async def dt_notify(to: str) -> str:
+    """Notify ``to`` (NOT idempotent, but its own in-doubt policy is to run it again)."""
+    _enter("dt_notify", _key())
+    return f"notified {to}"
+
+
+@register_tool(idempotent=False, in_doubt="wait")
+async def dt_charge(amount: int) -> str:
+    """Charge ``amount`` (NOT idempotent; its own in-doubt policy waits for a person, whatever the runtime's)."""
+    _enter("dt_charge", _key())
+    return f"charged {amount}"
+
+
 @register_tool(idempotent=True)
 async def dt_loop() -> str:
     """Report the running event loop's id (to check loops are reused across tasks)."""

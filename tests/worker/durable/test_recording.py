@@ -137,6 +137,34 @@ async def test_with_the_fail_policy_an_unfinished_non_idempotent_call_fails_the_
     assert run.error.code == "step_in_doubt"
 
 
+async def test_a_tool_s_own_rerun_policy_beats_the_runtime_s_wait(factory: RuntimeFactory) -> None:
+    arm_crash("dt_notify")
+    h, run_id, _ = await _crash_in_act(
+        factory, [call("dt_notify", {"to": "bob"}, call_id="c1"), answer("done")], ["dt_notify"]
+    )
+
+    assert await after_crash(h, run_id) == StepOutcome.COMMITTED
+
+    assert CALLS["dt_notify"] == 2
+    await h.drive(run_id)
+    assert h.service.get(run_id).status == RunStatus.SUCCEEDED
+
+
+async def test_a_tool_s_own_wait_policy_beats_the_runtime_s_rerun(factory: RuntimeFactory) -> None:
+    arm_crash("dt_charge")
+    h, run_id, _ = await _crash_in_act(
+        factory,
+        [call("dt_charge", {"amount": 5}, call_id="c1"), answer("done")],
+        ["dt_charge"],
+        in_doubt_policy="rerun",
+    )
+
+    assert await after_crash(h, run_id) == StepOutcome.WAITING
+
+    assert CALLS["dt_charge"] == 1
+    assert h.service.get(run_id).status == RunStatus.WAITING
+
+
 async def test_tools_see_their_call_identity(factory: RuntimeFactory) -> None:
     script = Script([calls([("dt_add", {"a": 1, "b": 1}, "ca"), ("dt_send", {"to": "x"}, "cs")]), answer("ok")])
     h = factory.harness()
