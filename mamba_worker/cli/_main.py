@@ -8,7 +8,7 @@ import click
 
 from mamba_worker.cli._console import stderr
 from mamba_worker.cli.commands.config import config_group
-from mamba_worker.cli.commands.run import resume, run
+from mamba_worker.cli.commands.run import answer, resume, run
 from mamba_worker.cli.commands.status import status
 from mamba_worker.cli.commands.worker import worker
 from mamba_worker.config import AgentSettings
@@ -27,6 +27,7 @@ def cli() -> None:
 
 cli.add_command(run)
 cli.add_command(resume)
+cli.add_command(answer)
 cli.add_command(status)
 cli.add_command(worker)
 cli.add_command(config_group)

@@ -1,4 +1,4 @@
-"""`RunService`: the runtime's Python API (submit, get, list, wait, cancel, resume).
+"""`RunService`: the runtime's Python API (submit, get, list, wait, cancel, resume, answer).
 
 The gateway, the CLI and the tests all go through this one class, so they cannot diverge. It
 returns `mamba_client.schemas` models.
@@ -10,15 +10,19 @@ import os
 import socket
 import time
 from datetime import timedelta
+from typing import assert_never
 
 from sqlalchemy.exc import DBAPIError
 
 from mamba_client.schemas import (
+    AnswerRun,
     ErrorBody,
     Event,
+    InDoubtDecision,
     ResumeReason,
     Run,
     RunCancelled,
+    RunFailed,
     RunPage,
     RunResumed,
     RunStatus,
@@ -26,14 +30,17 @@ from mamba_client.schemas import (
     StepRecord,
     StepStatus,
     SubmitRun,
+    WaitReason,
 )
 from mamba_worker.durable._dispatch import Dispatcher
 from mamba_worker.durable._events import EventPublisher
 from mamba_worker.durable._names import step_task_name
+from mamba_worker.durable._recording import unknown_outcome_result
 from mamba_worker.durable._routing import resolve_route
 from mamba_worker.durable._runtime import Runtime
 from mamba_worker.durable.errors import RunConflictError
 from mamba_worker.durable.store import (
+    ToolCallRow,
     abort_step_txn,
     append_events_txn,
     expire_lease_txn,
@@ -44,8 +51,10 @@ from mamba_worker.durable.store import (
     load_run_txn,
     load_step_txn,
     new_run_id,
+    record_tool_call_finished_txn,
     requeue_outbox_txn,
     reset_step_txn,
+    restart_tool_call_txn,
     update_run_txn,
     utcnow,
 )
@@ -261,6 +270,70 @@ class RunService:
         self._publisher.publish(committed)
         current = rt.store.get_step_row(run_id, seq)
         if current.status in (StepStatus.PENDING, StepStatus.DISPATCHED):
+            self._dispatcher.send(run_id=run_id, seq=seq, task_name=task_name, queue=queue, priority=priority)
+        return rt.store.get_run(run_id)
+
+    def answer(self, run_id: str, body: AnswerRun) -> Run:
+        """Decide for a run that waits on tool calls in doubt, and continue it (unless the decision is ``fail``).
+
+        A non-idempotent call that a crash left ``started`` may or may not have happened; the run
+        waits (``waiting``, reason ``in_doubt``) until a person checks and answers:
+
+        - ``rerun``: the calls run again in the step's next attempt, with the same idempotency key
+          (``run_id:seq:tool_call_id``), so an API that deduplicates on it sees one request;
+        - ``skip``: they are not run again; the model is told their outcome is unknown;
+        - ``fail``: the run fails with the decision as its error (a later ``resume`` asks again).
+
+        Raises:
+            RunNotFoundError: No such run.
+            RunConflictError: The run is not waiting, or waits for something a decision cannot answer.
+        """
+        rt = self._rt
+        with rt.store.session() as session, session.begin():
+            run = load_run_txn(session, run_id)
+            waiting = run.waiting
+            if run.status != RunStatus.WAITING or waiting is None:
+                raise RunConflictError(
+                    f"run {run_id!r} is {run.status}; only a waiting run can be answered", run_id=run_id
+                )
+            if waiting.reason != WaitReason.IN_DOUBT or body.decision is None:
+                raise RunConflictError(
+                    f"run {run_id!r} waits for {waiting.reason.value} ({waiting.prompt}); this runtime answers "
+                    "tool calls in doubt, with decision=rerun, skip or fail",
+                    run_id=run_id,
+                )
+            seq, calls = waiting.seq, waiting.tool_call_ids
+            step = load_step_txn(session, run_id, seq)
+            events: list[Event]
+            match body.decision:
+                case InDoubtDecision.RERUN:
+                    for call_id in calls:
+                        # "started" by the attempt that comes next: the ledger reads it as approved.
+                        restart_tool_call_txn(session, run_id, seq, call_id, attempt=step.attempt + 1)
+                case InDoubtDecision.SKIP:
+                    for call_id in calls:
+                        row = session.get(ToolCallRow, (run_id, seq, call_id))
+                        result = unknown_outcome_result(tool_name=row.tool_name if row else "?", tool_call_id=call_id)
+                        record_tool_call_finished_txn(session, run_id, seq, call_id, result=result)
+                case InDoubtDecision.FAIL:
+                    error = ErrorBody(
+                        code="in_doubt_failed",
+                        message=f"tool calls {', '.join(calls)} of step {seq} were in doubt and the run was failed "
+                        "on a person's decision; resume it to be asked again",
+                    )
+                    update_run_txn(session, run_id, status=RunStatus.FAILED, error=error, waiting=None)
+                    events = [RunFailed(run_id=run_id, error=error, usage=run.usage)]
+                case _:
+                    assert_never(body.decision)
+            if body.decision != InDoubtDecision.FAIL:
+                reset_step_txn(session, run_id, seq)
+                requeue_outbox_txn(session, run_id, seq)
+                update_run_txn(session, run_id, status=RunStatus.RUNNING, error=None, waiting=None)
+                events = [RunResumed(run_id=run_id, reason=ResumeReason.ANSWER, from_seq=seq)]
+            committed = append_events_txn(session, events)
+            task_name, queue, priority = step_task_name(run.workflow, step.name), run.queue, run.priority
+        self._publisher.publish(committed)
+        if body.decision != InDoubtDecision.FAIL:
             self._dispatcher.send(run_id=run_id, seq=seq, task_name=task_name, queue=queue, priority=priority)
         return rt.store.get_run(run_id)
 

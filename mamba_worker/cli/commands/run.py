@@ -1,4 +1,4 @@
-"""``mamba run`` and ``mamba resume``: a durable job on this machine, followed live.
+"""``mamba run``, ``mamba resume`` and ``mamba answer``: a durable job on this machine, followed live.
 
 Both start the embedded runtime (SQLite, the embedded broker, an in-process worker and a
 reconciler; or whatever the ``runtime`` settings name), so the job runs exactly as it would on a
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import click
 
-from mamba_client.schemas import RunOptions, SubmitRun
+from mamba_client.schemas import AnswerRun, InDoubtDecision, RunOptions, RunStatus, SubmitRun
 from mamba_worker.cli._console import stderr
 from mamba_worker.cli._progress import follow, print_result
 from mamba_worker.config import AgentSettings
@@ -69,6 +69,24 @@ def resume(run_id: str, as_json: bool) -> None:
         resumed = embedded.service.resume(run_id)
         stderr.print(f"resuming run [bold]{resumed.id}[/bold] at step {resumed.current_seq}", highlight=False)
         settled = _follow(embedded, run_id, as_json=as_json)
+    raise SystemExit(print_result(settled, as_json=as_json))
+
+
+@click.command(name="answer")
+@click.argument("run_id")
+@click.option(
+    "--decision",
+    type=click.Choice([decision.value for decision in InDoubtDecision]),
+    required=True,
+    help="For tool calls in doubt: rerun them, skip them (the model is told the outcome is unknown), or fail the run.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+def answer(run_id: str, decision: str, as_json: bool) -> None:
+    """Decide for RUN_ID, waiting on tool calls in doubt, then follow it and print the result."""
+    with EmbeddedRuntime(AgentSettings()) as embedded:
+        answered = embedded.service.answer(run_id, AnswerRun(decision=InDoubtDecision(decision)))
+        stderr.print(f"answered run [bold]{answered.id}[/bold]: {decision}", highlight=False)
+        settled = answered if answered.status == RunStatus.FAILED else _follow(embedded, run_id, as_json=as_json)
     raise SystemExit(print_result(settled, as_json=as_json))
 
 

@@ -66,6 +66,21 @@ def test_resume_of_unknown_run_is_one_clear_error(tmp_path: Path) -> None:
     assert "Traceback" not in completed.stderr
 
 
+def test_answer_of_unknown_run_is_one_clear_error(tmp_path: Path) -> None:
+    completed = _mamba("answer", "no-such-run", "--decision", "skip", cwd=tmp_path)
+    assert completed.returncode == 2
+    assert "run_not_found" in completed.stderr
+    assert "Traceback" not in completed.stderr
+
+
+def test_answer_of_a_run_that_is_not_waiting_is_refused(in_tmp_cwd: Path) -> None:
+    first = CliRunner().invoke(cli, ["run", "--json", "What is 1 + 1?"])
+    run_id = json.loads(first.stdout.strip().splitlines()[-1])["run_id"]
+    completed = _mamba("answer", run_id, "--decision", "rerun", cwd=in_tmp_cwd)
+    assert completed.returncode == 2
+    assert "only a waiting run can be answered" in completed.stderr
+
+
 def test_resume_of_a_finished_run_is_refused(in_tmp_cwd: Path) -> None:
     first = CliRunner().invoke(cli, ["run", "--json", "What is 1 + 1?"])
     run_id = json.loads(first.stdout.strip().splitlines()[-1])["run_id"]
