@@ -58,6 +58,8 @@ class NextDispatch:
     step: str
     task_name: str
     queue: str
+    priority: int | None
+    """On Mamba's scale (0-9), as resolved at submit; ``None``: none."""
     task_id: str
     """The Celery task id the outbox row was stamped with; send the message with exactly this id."""
     claimed_attempt: int | None = None
@@ -73,6 +75,8 @@ class StepCommit:
     step: str
     workflow: str
     queue: str
+    priority: int | None = None
+    """The run's priority (its successor's message carries it)."""
     owner: str
     attempt: int
     state: str
@@ -153,6 +157,7 @@ def commit_step(store: RunStore, commit: StepCommit) -> CommitOutcome:
                     seq=next_seq,
                     task_name=task_name,
                     queue=commit.queue,
+                    priority=commit.priority,
                     dispatching_as=task_id,
                 )
                 next_dispatch = NextDispatch(
@@ -161,6 +166,7 @@ def commit_step(store: RunStore, commit: StepCommit) -> CommitOutcome:
                     step=next_step,
                     task_name=task_name,
                     queue=commit.queue,
+                    priority=commit.priority,
                     task_id=task_id,
                     claimed_attempt=1 if inline else None,
                 )

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import timedelta
 
 from celery import Celery
 
 from mamba_worker.durable._routing import broker_priority
-from mamba_worker.durable.store import RunStore, mark_dispatched_txn
+from mamba_worker.durable.store import RunStore, mark_dispatched_txn, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -29,21 +30,51 @@ class Dispatcher:
         self._store = store
         self._broker_url = str(app.conf.broker_url or "")
 
-    def send(self, *, run_id: str, seq: int, task_name: str, queue: str, priority: int | None = None) -> str:
+    def send(
+        self,
+        *,
+        run_id: str,
+        seq: int,
+        task_name: str,
+        queue: str,
+        priority: int | None = None,
+        countdown: float | None = None,
+    ) -> str:
         """Send the task of step ``seq`` and mark its outbox row dispatched; returns the task id.
 
         The message goes out before the stamp. A crash between the two leaves the row
         undispatched, so the reconciler sends it again; the second message is harmless because
         only one worker can claim the step. The other order could lose the message for good.
+
+        ``countdown`` (a retry's back-off) delays delivery by that many seconds (Celery's ETA);
+        the row is stamped as dispatched at the moment it becomes due, so the reconciler's
+        "sent but never claimed" clock starts then, not now.
         """
         task_id = new_task_id(run_id, seq)
-        self.publish(run_id=run_id, seq=seq, task_name=task_name, queue=queue, task_id=task_id, priority=priority)
+        self.publish(
+            run_id=run_id,
+            seq=seq,
+            task_name=task_name,
+            queue=queue,
+            task_id=task_id,
+            priority=priority,
+            countdown=countdown,
+        )
+        due = utcnow() + timedelta(seconds=countdown or 0.0)
         with self._store.session() as session, session.begin():
-            mark_dispatched_txn(session, run_id, seq, task_id=task_id)
+            mark_dispatched_txn(session, run_id, seq, task_id=task_id, now=due)
         return task_id
 
     def publish(
-        self, *, run_id: str, seq: int, task_name: str, queue: str, task_id: str, priority: int | None = None
+        self,
+        *,
+        run_id: str,
+        seq: int,
+        task_name: str,
+        queue: str,
+        task_id: str,
+        priority: int | None = None,
+        countdown: float | None = None,
     ) -> None:
         """Send the task only: for an outbox row already stamped in the committing transaction."""
         # Only ids travel: the state is in SQL, so messages stay tiny and never go stale.
@@ -54,6 +85,7 @@ class Dispatcher:
             task_id=task_id,
             ignore_result=True,
             priority=broker_priority(self._broker_url, priority),
+            countdown=countdown,
         )
         logger.debug("dispatched %s for run %s step %s on %s (priority %s)", task_name, run_id, seq, queue, priority)
 

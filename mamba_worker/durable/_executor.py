@@ -27,11 +27,13 @@ from datetime import timedelta
 from mamba_client.schemas import (
     ErrorBody,
     Event,
+    RedispatchReason,
     RunCancelled,
     RunFailed,
     RunStatus,
     RunWaiting,
     StepFailed,
+    StepRedispatched,
     StepStatus,
     Waiting,
     WaitReason,
@@ -45,6 +47,7 @@ from mamba_worker.durable._events import EventPublisher
 from mamba_worker.durable._failures import check_run_limits, error_body, is_transient
 from mamba_worker.durable._faults import FaultPoint, fault
 from mamba_worker.durable._lease import StepLease
+from mamba_worker.durable._names import step_task_name
 from mamba_worker.durable._runtime import Runtime
 from mamba_worker.durable.errors import (
     LeaseLostError,
@@ -123,8 +126,9 @@ class StepExecutor:
                 self._finish_cancelled(claimed)
                 return StepOutcome.CANCELLED
             except StepInDoubtError as error:
-                if self._rt.runtime.in_doubt_policy == "fail":
-                    # in_doubt_policy="fail": no person is asked; the run fails (resumable) with the call named.
+                if error.policy == "fail":
+                    # The tool's (or the runtime's) policy is "fail": no person is asked; the run
+                    # fails (resumable) with the call named.
                     return self._fail(claimed, error)
                 return self._wait_in_doubt(claimed, error)
             except Exception as error:
@@ -140,6 +144,7 @@ class StepExecutor:
                     task_name=successor.task_name,
                     queue=successor.queue,
                     task_id=successor.task_id,
+                    priority=successor.priority,
                 )
                 return StepOutcome.COMMITTED
             # Claimed in the commit: run it here, from the state just committed.
@@ -207,6 +212,7 @@ class StepExecutor:
             step=name,
             workflow=run.workflow,
             queue=run.queue,
+            priority=run.priority,
             owner=rt.worker_id,
             attempt=attempt,
             state=workflow.dump_state(state),
@@ -284,15 +290,32 @@ class StepExecutor:
                 will_retry=retry,
             ):
                 return StepOutcome.LEASE_LOST
+            backoff = rt.runtime.retry_backoff_seconds * 2 ** (attempt - 1)
             if retry:
-                backoff = rt.runtime.retry_backoff_seconds * 2 ** (attempt - 1)
+                # Due after the back-off. This worker sends it right after the commit, with that
+                # countdown; if it dies first, the row is still due and the reconciler sends it.
                 requeue_outbox_txn(session, run.id, claimed.seq, not_before=utcnow() + timedelta(seconds=backoff))
+                events.append(
+                    StepRedispatched(
+                        run_id=run.id, step_seq=claimed.seq, step=claimed.name, reason=RedispatchReason.RETRY
+                    )
+                )
             else:
                 update_run_txn(session, run.id, status=RunStatus.FAILED, error=body)
                 events.append(RunFailed(run_id=run.id, error=body, usage=load_run_txn(session, run.id).usage))
             committed = append_events_txn(session, events)
         self._publisher.publish(committed)
-        return StepOutcome.RETRY_SCHEDULED if retry else StepOutcome.FAILED
+        if not retry:
+            return StepOutcome.FAILED
+        self._dispatcher.send(
+            run_id=run.id,
+            seq=claimed.seq,
+            task_name=step_task_name(run.workflow, claimed.name),
+            queue=run.queue,
+            priority=run.priority,
+            countdown=backoff,
+        )
+        return StepOutcome.RETRY_SCHEDULED
 
     def _wait_in_doubt(self, claimed: ClaimedStep, error: StepInDoubtError) -> StepOutcome:
         rt = self._rt

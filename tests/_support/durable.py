@@ -188,6 +188,7 @@ class Sent:
     task_name: str
     queue: str
     priority: int | None = None
+    countdown: float | None = None
 
 
 class RecordingDispatcher(Dispatcher):
@@ -200,9 +201,18 @@ class RecordingDispatcher(Dispatcher):
         super().__init__(runtime.app, runtime.store)
         self.sent: list[Sent] = []
 
-    def send(self, *, run_id: str, seq: int, task_name: str, queue: str, priority: int | None = None) -> str:
+    def send(
+        self,
+        *,
+        run_id: str,
+        seq: int,
+        task_name: str,
+        queue: str,
+        priority: int | None = None,
+        countdown: float | None = None,
+    ) -> str:
         """Record the message and stamp the outbox row."""
-        self.sent.append(Sent(run_id, seq, task_name, queue, priority))
+        self.sent.append(Sent(run_id, seq, task_name, queue, priority, countdown))
         task_id = f"{run_id}:{seq}:{uuid.uuid4().hex[:8]}"
         with self._store.session() as session, session.begin():
             mark_dispatched_txn(session, run_id, seq, task_id=task_id)
@@ -230,9 +240,18 @@ class DroppingDispatcher(Dispatcher):
         super().__init__(runtime.app, runtime.store)
         self.dropped: list[Sent] = []
 
-    def send(self, *, run_id: str, seq: int, task_name: str, queue: str, priority: int | None = None) -> str:
+    def send(
+        self,
+        *,
+        run_id: str,
+        seq: int,
+        task_name: str,
+        queue: str,
+        priority: int | None = None,
+        countdown: float | None = None,
+    ) -> str:
         """Forget the message."""
-        self.dropped.append(Sent(run_id, seq, task_name, queue, priority))
+        self.dropped.append(Sent(run_id, seq, task_name, queue, priority, countdown))
         return ""
 
     def publish(

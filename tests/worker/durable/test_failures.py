@@ -7,24 +7,16 @@ import pytest
 from pydantic_ai.exceptions import UnexpectedModelBehavior
 
 from mamba_client.schemas import RedispatchReason, RunStatus, StepFailed, StepRedispatched, StepStatus
-from mamba_worker.durable import Reconciler, StepOutcome
+from mamba_worker.durable import Reconciler, StepExecutor, StepOutcome
 from mamba_worker.durable._tasks import run_step_message
 from mamba_worker.errors import ModelBackendError
-from tests._support.durable import BACKENDS, Harness, RuntimeFactory, after_crash
+from tests._support.durable import BACKENDS, DroppingDispatcher, Harness, RuntimeFactory, after_crash
 from tests._support.durable_workflows import Script, SimulatedCrash, answer
 from tests._support.wait import wait_until
 
 
 def _failed_events(h: Harness, run_id: str) -> list[StepFailed]:
     return [e for e in h.service.events(run_id) if isinstance(e, StepFailed)]
-
-
-def _resend_when_due(h: Harness, run_id: str, seq: int) -> None:
-    """Run reconciler passes until it sends step ``seq`` again (a retry coming due)."""
-    reconciler = Reconciler(h.runtime, dispatcher=h.dispatcher)
-    sent = len(h.dispatcher.seqs(run_id))
-    wait_until(lambda: reconciler.run_once().total and len(h.dispatcher.seqs(run_id)) > sent, what="the retry")
-    assert h.dispatcher.seqs(run_id)[-1] == seq
 
 
 @pytest.mark.parametrize("db", BACKENDS, indirect=True)
@@ -42,9 +34,11 @@ async def test_a_transient_model_failure_is_retried_after_a_back_off(factory: Ru
         True,
         "model_backend_error",
     )
-    assert h.store.get_step_row(run_id, 1).status == StepStatus.PENDING
+    assert h.store.get_step_row(run_id, 1).status == StepStatus.DISPATCHED
     assert h.service.get(run_id).status == RunStatus.RUNNING
-    _resend_when_due(h, run_id, 1)
+    # The failing worker sends the retry itself, delayed by the back-off (no reconciler interval).
+    retry = h.dispatcher.sent[-1]
+    assert (retry.seq, retry.countdown) == (1, h.runtime.runtime.retry_backoff_seconds)
     redispatched = [e for e in h.service.events(run_id) if isinstance(e, StepRedispatched)]
     assert [(e.step_seq, e.reason) for e in redispatched] == [(1, RedispatchReason.RETRY)]
     assert await h.step(run_id) == StepOutcome.COMMITTED
@@ -52,6 +46,34 @@ async def test_a_transient_model_failure_is_retried_after_a_back_off(factory: Ru
     run = h.service.get(run_id)
     assert (run.status, run.output) == (RunStatus.SUCCEEDED, "5")
     assert h.store.get_step_row(run_id, 1).attempt == 2
+
+
+async def test_the_back_off_doubles_per_attempt(factory: RuntimeFactory) -> None:
+    busy = ModelBackendError("server busy", status_code=503)
+    h = factory.harness(retry_backoff_seconds=0.5, max_step_attempts=4)
+    run_id = h.submit(model=factory.model("scripted", Script([busy, busy, busy, answer("5")]).model))
+
+    for _ in range(3):
+        assert await h.step(run_id) == StepOutcome.RETRY_SCHEDULED
+
+    assert [(m.seq, m.countdown) for m in h.dispatcher.sent[1:]] == [(1, 0.5), (1, 1.0), (1, 2.0)]
+
+
+async def test_a_retry_the_failing_worker_never_sent_is_sent_by_the_reconciler_when_due(
+    factory: RuntimeFactory,
+) -> None:
+    script = Script([ModelBackendError("server busy", status_code=503), answer("5")])
+    h = factory.harness()
+    dropping = DroppingDispatcher(h.runtime)  # the worker dies between its commit and the send
+    run_id = h.submit(model=factory.model("scripted", script.model))
+    assert await StepExecutor(h.runtime, dispatcher=dropping).execute(run_id, 1) == StepOutcome.RETRY_SCHEDULED
+    assert [m.countdown for m in dropping.dropped] == [h.runtime.runtime.retry_backoff_seconds]
+
+    reconciler = Reconciler(h.runtime, dispatcher=h.dispatcher)
+    wait_until(lambda: reconciler.run_once().unsent == 1, what="the reconciler to send the due retry")
+
+    assert h.dispatcher.seqs(run_id)[-1] == 1
+    assert await h.step(run_id) == StepOutcome.COMMITTED
 
 
 async def test_transient_failures_stop_after_max_step_attempts(factory: RuntimeFactory) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from celery.signals import task_prerun
 from pydantic import ValidationError
+from sqlmodel import select
 
 from mamba_client.schemas import RunStatus, RunSubmitted, SubmitRun
 from mamba_worker.config import RuntimeSettings, WorkflowRoute
@@ -137,6 +138,21 @@ def test_submit_stores_the_resolved_route_and_sends_the_first_step_with_it(facto
         assert (outbox.queue, outbox.priority) == ("from-class", 7)
     submitted = [e for e in h.service.events(run.id) if isinstance(e, RunSubmitted)]
     assert [(e.queue, e.priority) for e in submitted] == [("from-class", 7)]
+
+
+async def test_every_successor_is_sent_on_the_runs_queue_and_priority(factory: RuntimeFactory) -> None:
+    h = factory.harness(routes={"dt_count": {"queue": "routed", "priority": 7}})
+    run = h.service.submit(SubmitRun(workflow="dt_count", input="3", model="offline"))
+
+    await h.drive(run.id)
+
+    assert h.service.get(run.id).status == RunStatus.SUCCEEDED
+    sent = [(m.queue, m.priority) for m in h.dispatcher.sent if m.run_id == run.id]
+    assert len(sent) > 2
+    assert set(sent) == {("routed", 7)}
+    with h.store.session() as session:
+        rows = session.exec(select(OutboxRow).where(OutboxRow.run_id == run.id)).all()
+        assert {(row.queue, row.priority) for row in rows} == {("routed", 7)}
 
 
 def test_the_reconciler_resends_on_the_stored_route_even_after_the_settings_changed(factory: RuntimeFactory) -> None:

@@ -12,6 +12,7 @@ from celery.signals import task_prerun
 from mamba_client.schemas import RunStatus, StepCommitted, StepStatus, SubmitRun
 from mamba_worker.durable import EmbeddedRuntime, default_registry
 from mamba_worker.durable.store import append_events_txn, insert_outbox_txn, insert_run_txn, insert_step_txn, new_run_id
+from mamba_worker.errors import ModelBackendError
 from tests._support.durable import BACKENDS, BROKERS, RuntimeFactory
 from tests._support.durable_workflows import CALLS, SEEN, CountWorkflow, Script, answer, call
 
@@ -147,3 +148,20 @@ def test_a_run_whose_first_message_was_lost_is_completed_by_the_reconciler(
     run = lossy.submit(SubmitRun(input="What is 2 + 2?", model="offline"))
 
     assert runtime.service.wait(run.id, timeout=30).status == RunStatus.SUCCEEDED
+
+
+@pytest.mark.parametrize("broker", BROKERS, indirect=True)
+def test_a_transient_failure_is_retried_by_the_worker_without_waiting_for_the_reconciler(
+    factory: RuntimeFactory, embedded: StartEmbedded
+) -> None:
+    # The reconciler would only look again in an hour: the run can only finish in time if the
+    # failing worker sent the retry itself (with its back-off as a Celery countdown).
+    script = Script([ModelBackendError("server busy", status_code=503), answer("5")])
+    model = factory.model("scripted", script.model)
+    runtime = embedded(reconciler_interval_seconds=3600, retry_backoff_seconds=0.2)
+
+    run = runtime.service.submit(SubmitRun(input="What is 2 + 3?", model=model))
+    done = runtime.service.wait(run.id, timeout=30)
+
+    assert (done.status, done.output) == (RunStatus.SUCCEEDED, "5")
+    assert [(s.name, s.attempt) for s in runtime.service.steps(run.id)][0] == ("think", 2)
