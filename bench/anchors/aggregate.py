@@ -36,12 +36,14 @@ FLOOR_OF = {
     "floor/sqlite-wal-normal": ("floor/sqlite-wal-full", ["sqlite_full_commit_ms"]),
     "mamba/postgres": ("floor/pg+redis", ["pg_commit_ms", "redis_hop_ms"]),
     "mamba/sqlite": ("floor/sqlite-wal-full", ["sqlite_full_commit_ms"]),
+    "mamba-inline/postgres": ("floor/pg+redis", ["pg_commit_ms", "redis_hop_ms"]),
+    "mamba-inline/sqlite": ("floor/sqlite-wal-full", ["sqlite_full_commit_ms"]),
 }
 ORDER = [
     "floor/pg", "floor/sqlite-wal-normal", "floor/sqlite-wal-full", "floor/redis", "floor/pg+redis",
     "langgraph/sqlite", "langgraph/sqlite+threads", "langgraph/postgres", "langgraph/postgres+threads",
     "dbos/postgres", "dbos/sqlite", "dbos/sqlite-wal", "celery/chain+pg", "celery/chain-nodb",
-    "mamba/postgres", "mamba/sqlite",
+    "mamba/postgres", "mamba/sqlite", "mamba-inline/postgres", "mamba-inline/sqlite",
 ]
 
 

@@ -12,6 +12,9 @@ the successor. Runs are submitted with ``RunService.submit``; a run has ended wh
                       must be empty; flushed at the end).
   --backend sqlite    Mamba's default: SQLite state store + the embedded (SQLite) broker, in
                       ANCHORS_DATA_DIR.
+  --inline            ``runtime.inline_steps=["*"]``: a successor is claimed in its predecessor's
+                      commit and run in the same task (each step still committed on its own);
+                      reported as ``mamba-inline/<backend>``.
 Workers: ``celery -A bench.durable_app worker -P solo`` x ANCHORS_MAMBA_WORKERS (default 2), children
 of this process (their CPU and RSS are counted, as for celery_bench.py).
 Needs ``pip install -e <repo>`` in the anchors venv (run_all.sh's requirements do not include it).
@@ -35,7 +38,11 @@ MAMBA_REDIS_URL = os.environ.get("ANCHORS_MAMBA_REDIS_URL", C.REDIS_URL.rsplit("
 
 
 def main() -> None:
-    args = C.parse_args(lambda ap: ap.add_argument("--backend", choices=["postgres", "sqlite"], required=True))
+    def options(ap):  # type: ignore[no-untyped-def]
+        ap.add_argument("--backend", choices=["postgres", "sqlite"], required=True)
+        ap.add_argument("--inline", action="store_true", help='runtime.inline_steps=["*"]')
+
+    args = C.parse_args(options)
     if args.backend == "postgres":
         import redis
 
@@ -56,8 +63,10 @@ def main() -> None:
         "MAMBA_RUNTIME__WORKFLOW_MODULES": '["bench.durable_workload"]',
         "MAMBA_MODEL_BACKEND__MODEL": "bench:scripted",
         "MAMBA_BENCH_K": str(C.K),
+        "MAMBA_RUNTIME__INLINE_STEPS": '["*"]' if args.inline else "[]",
     }
     os.environ.update(env)
+    system = f"mamba{'-inline' if args.inline else ''}/{args.backend}"
 
     from bench.durable_workload import SCRIPTED_MODEL, TOOL, BenchRuntime
     from mamba_client.schemas import RunStatus, StepStatus, SubmitRun
@@ -68,7 +77,7 @@ def main() -> None:
     service = RunService(runtime)
     request = SubmitRun(input="Look things up, then answer.", model=SCRIPTED_MODEL, tools=[TOOL])
     ids: dict[str, str] = {}  # harness run id -> Mamba run id
-    log_dir = Path(C.DATA_DIR) / f"mamba-{args.backend}-logs"
+    log_dir = Path(C.DATA_DIR) / f"{system.replace('/', '-')}-logs"
     worker_env = {**os.environ, "PYTHONPATH": str(REPO)}
     try:
         with Workers(WORKERS, worker_env, log_dir=log_dir):
@@ -92,14 +101,15 @@ def main() -> None:
 
                 backend = "PostgreSQL + Redis broker" if client is not None else "SQLite + embedded SQLite broker"
                 C.measure(
-                    f"mamba/{args.backend}",
+                    system,
                     run_one,
                     run_many,
                     verify,
                     round_no=args.round,
                     results_path=args.results,
-                    notes=f"{backend}; stock react workflow, 1 Celery task per step, ids-only messages, "
-                    "claim + commit_step + outbox per step, model/tool ledgers",
+                    notes=f"{backend}; stock react workflow, "
+                    + ("successors run inline (claimed in the commit)" if args.inline else "1 Celery task per step")
+                    + ", ids-only messages, commit_step + outbox per step, model/tool ledgers",
                     concurrency=f"{WORKERS} x celery worker -P solo (+ driver process submitting)",
                 )
             finally:

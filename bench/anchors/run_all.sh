@@ -60,6 +60,8 @@ SYSTEMS=(
   "celery_bench.py --no-db"
   "mamba_bench.py --backend postgres"
   "mamba_bench.py --backend sqlite"
+  "mamba_bench.py --backend postgres --inline"
+  "mamba_bench.py --backend sqlite --inline"
 )
 N=${#SYSTEMS[@]}
 cd "$HERE"
