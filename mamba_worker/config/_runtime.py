@@ -93,7 +93,10 @@ class RuntimeSettings(BaseModel):
     step is its own Celery task (what Flower shows); inlining saves a broker hop and a claim per step."""
     max_inline_steps: int = Field(default=100, ge=1)
     """Successors one task may run inline before it hands the run back to the broker (fairness
-    between runs); a chain also stops once it has run for ``lease_seconds``."""
+    between runs)."""
+    max_inline_seconds: float = Field(default=300.0, gt=0)
+    """A chain of inline steps also hands back to the broker once it has run this long, so one
+    delivery never outlives the broker's visibility timeout (an hour, or ten leases, on Redis)."""
 
     @field_validator("routes")
     @classmethod

@@ -112,7 +112,7 @@ class StepExecutor:
             return StepOutcome.POISON
         if isinstance(claimed, StepOutcome):
             return claimed
-        chain_deadline = time.monotonic() + self._rt.runtime.lease_seconds
+        chain_deadline = time.monotonic() + self._rt.runtime.max_inline_seconds
         budget = self._rt.runtime.max_inline_steps
         while True:
             fault(FaultPoint.AFTER_CLAIM)

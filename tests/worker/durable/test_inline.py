@@ -97,13 +97,22 @@ async def test_a_chain_hands_back_to_the_broker_after_max_inline_steps(factory: 
     assert committed == [1, 2, 3, 4, 5, 6]
 
 
+async def test_a_chain_hands_back_to_the_broker_after_max_inline_seconds(factory: RuntimeFactory) -> None:
+    h = factory.harness(inline_steps=["*"], max_inline_seconds=1e-9)
+    run_id = h.submit(model=factory.model("scripted", _script().model), tools=["dt_add"])
+
+    await h.drive(run_id)
+
+    assert h.dispatcher.seqs(run_id) == [1, 2, 3, 4, 5, 6]  # the budget is spent before any successor
+
+
 @pytest.mark.parametrize("db", BACKENDS, indirect=True)
 async def test_a_crash_in_an_inline_step_is_re_sent_by_the_reconciler_after_its_lease(
     factory: RuntimeFactory,
 ) -> None:
     # Step 4 (the second think) runs inline and its model call kills the worker.
     script = Script([call("dt_add", {"a": 2, "b": 3}, call_id="c1"), SimulatedCrash("killed in think"), _sum_answer])
-    h = factory.harness(inline_steps=["*"], lease_seconds=0.3)
+    h = factory.harness(inline_steps=["*"], lease_seconds=0.3, heartbeat_seconds=0.1)
     run_id = h.submit(model=factory.model("scripted", script.model), tools=["dt_add"])
     with pytest.raises(SimulatedCrash):
         await h.step(run_id)
