@@ -90,6 +90,37 @@ def test_a_worker_killed_mid_act_reruns_only_the_idempotent_call(
     assert len(rig.gates.entries("act-lookup")) == 3  # killed attempt, its re-run, the reference run
 
 
+@pytest.mark.parametrize(
+    ("database", "broker"),
+    [
+        pytest.param("postgresql", "redis", id="postgresql-redis"),
+        pytest.param("sqlite", "embedded", id="sqlite-embedded"),
+    ],
+)
+def test_a_worker_killed_inside_an_inline_step_is_replaced_and_the_run_finishes(
+    rig_factory: RigFactory, database: str, broker: str
+) -> None:
+    # With inline_steps, act runs in the task that delivered think, claimed in think's commit: it
+    # never had a message of its own, so only its lease (and the reconciler) can bring it back.
+    rig = rig_factory(database=database, broker=broker)
+    inline = {"MAMBA_RUNTIME__INLINE_STEPS": '["*"]'}
+    rig.gates.hold("act-lookup")
+    victim = rig.workers.start("victim", extra_env=inline, wait=False)
+    spare = rig.workers.start("spare", extra_env=inline, held=True)
+    victim.wait_ready()
+    run = rig.submit()
+    pids = rig.wait_entered("act-lookup", run.id)
+    assert rig.workers.owner_of(pids[0]) is victim
+    victim.kill()
+    killed_at = time.monotonic()
+    rig.gates.release("act-lookup")
+    spare.let_in()
+
+    assert_recovered(rig, run.id, killed_at)
+    attempts = {seq: attempt for seq, _, _, attempt in rig.step_rows(run.id)}
+    assert attempts == {1: 1, 2: 2, 3: 1, 4: 1, 5: 1, 6: 1}
+
+
 def test_a_crash_after_a_non_idempotent_tool_started_leaves_the_run_waiting_in_doubt(rig: CrashRig) -> None:
     victim = rig.workers.start("victim", faults="after_tool_started:kill", wait=False)
     spare = rig.workers.start("spare", held=True)
