@@ -16,7 +16,7 @@ from sqlmodel import Session, select
 from mamba_client.schemas import ErrorBody, RunStatus, SubmitRun, Usage, Waiting
 from mamba_worker.durable.errors import RunNotFoundError
 from mamba_worker.durable.store._sql import connection, insert_ignore
-from mamba_worker.durable.store._tables import RUNS, RunRow
+from mamba_worker.durable.store._tables import RUNS, RunRow, usage_of
 from mamba_worker.durable.store._types import utcnow
 
 
@@ -232,12 +232,4 @@ def advance_run_txn(
     row = connection(session).execute(statement).one_or_none()
     if row is None:
         return None
-    usage = Usage(
-        input_tokens=row.input_tokens,
-        output_tokens=row.output_tokens,
-        cache_read_tokens=row.cache_read_tokens,
-        cache_write_tokens=row.cache_write_tokens,
-        requests=row.requests,
-        cost_usd=row.cost_usd,
-    )
-    return RunAdvance(first_event_seq=row.next_event_seq - events, usage=usage)
+    return RunAdvance(first_event_seq=row.next_event_seq - events, usage=usage_of(row))

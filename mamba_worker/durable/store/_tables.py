@@ -51,7 +51,8 @@ class _HasUsage(Protocol):
     cost_usd: float
 
 
-def _usage(row: _HasUsage) -> Usage:
+def usage_of(row: _HasUsage) -> Usage:
+    """The usage columns of a row (ORM or Core) as a `Usage`."""
     return Usage(
         input_tokens=row.input_tokens,
         output_tokens=row.output_tokens,
@@ -109,7 +110,7 @@ class RunRow(_StoreModel, table=True):
     @property
     def usage(self) -> Usage:
         """The usage columns as a `Usage`."""
-        return _usage(self)
+        return usage_of(self)
 
 
 class StepRow(_StoreModel, table=True):
@@ -144,7 +145,7 @@ class StepRow(_StoreModel, table=True):
     @property
     def usage(self) -> Usage:
         """The usage columns as a `Usage`."""
-        return _usage(self)
+        return usage_of(self)
 
 
 class OutboxRow(_StoreModel, table=True):
@@ -229,7 +230,7 @@ class ModelCallRow(_StoreModel, table=True):
     @property
     def usage(self) -> Usage:
         """This request's usage."""
-        return _usage(self)
+        return usage_of(self)
 
 
 class EventRow(_StoreModel, table=True):
