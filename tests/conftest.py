@@ -2,10 +2,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import hypothesis  # noqa: F401  (see below)
 import pytest
 from pydantic_ai import models
 
 from tests._support.services import POSTGRES, POSTGRES_URL, RABBITMQ, RABBITMQ_URL, REDIS, REDIS_URL, require
+
+# hypothesis is imported here, at start-up, not lazily by its pytest plugin's terminal summary: on
+# CPython 3.11.7 that late import (its modules are assertion-rewritten, so ast.parse runs) failed
+# about one run in three of tests/worker/durable alone with "SystemError: AST constructor recursion
+# depth mismatch", raised inside CPython's AST constructor (not reproduced with the early import).
 
 # No test may reach a real model API by accident.
 models.ALLOW_MODEL_REQUESTS = False
