@@ -30,15 +30,19 @@ from mamba_worker.durable._attempts import allowed_attempts, attempt_limit
 from mamba_worker.durable._dispatch import Dispatcher
 from mamba_worker.durable._events import EventPublisher
 from mamba_worker.durable._runtime import Runtime
+from mamba_worker.durable.errors import RunNotFoundError
 from mamba_worker.durable.store import (
     OutboxRow,
     RunRow,
     StepRow,
     abort_step_txn,
     append_events_txn,
+    claim_running_step_txn,
     claim_step_txn,
+    insert_events_txn,
     load_run_txn,
     load_step_txn,
+    reserve_events_txn,
     update_run_txn,
     utcnow,
 )
@@ -104,6 +108,38 @@ class StepClaimer:
         return claimed
 
     def _claim_txn(self, session: Session, run_id: str, seq: int, committed: list[Event]) -> ClaimedStep | StepOutcome:
+        claimed = self._claim_running_txn(session, run_id, seq, committed)
+        if claimed is not None:
+            return claimed
+        return self._claim_general_txn(session, run_id, seq, committed)
+
+    def _claim_running_txn(
+        self, session: Session, run_id: str, seq: int, committed: list[Event]
+    ) -> ClaimedStep | StepOutcome | None:
+        """The common case in three statements: the run is running, the step claimable.
+
+        The claim (guarded by the run's status in the same UPDATE), the run read back while
+        reserving the ``step.started`` number, the event. ``None``: nothing was written, and the
+        general path decides (first step, duplicate, cancel, waiting or finished run, poison).
+        """
+        rt = self._rt
+        claim = claim_running_step_txn(session, run_id, seq, owner=rt.worker_id, lease_seconds=rt.runtime.lease_seconds)
+        if claim is None:
+            return None
+        reserved = reserve_events_txn(session, run_id, events=1)
+        if reserved is None:  # cannot happen: the claim's guard saw the run in this transaction
+            raise RunNotFoundError(f"no run with id {run_id!r}", run_id=run_id)
+        run, first = reserved
+        started = StepStarted(run_id=run_id, step_seq=seq, step=claim.name, attempt=claim.attempt, worker=rt.worker_id)
+        committed += insert_events_txn(session, [started], first_seq=first)
+        if claim.attempt > (limit := attempt_limit(rt.store, run, seq, attempt=claim.attempt, runtime=rt.runtime)):
+            committed += self._stop_poisoned_txn(session, run, seq, claim.name, attempt=claim.attempt, limit=limit)
+            return StepOutcome.POISON
+        return ClaimedStep(run=run, seq=seq, name=claim.name, attempt=claim.attempt, state=run.state)
+
+    def _claim_general_txn(
+        self, session: Session, run_id: str, seq: int, committed: list[Event]
+    ) -> ClaimedStep | StepOutcome:
         rt = self._rt
         run = load_run_txn(session, run_id)
         step = load_step_txn(session, run_id, seq)
@@ -121,19 +157,7 @@ class StepClaimer:
         if attempt is None:
             return StepOutcome.NOT_CLAIMABLE
         if attempt > (limit := attempt_limit(rt.store, run, seq, attempt=attempt, runtime=rt.runtime)):
-            allowed = allowed_attempts(run, rt.runtime)
-            error = ErrorBody(
-                code="poison_message",
-                message=f"step {seq} ({step.name}) was attempted {allowed} times without committing; "
-                f"the run is stopped (max_step_attempts={allowed}, attempt {attempt} of at most {limit}). "
-                "Fix the cause, then resume the run.",
-            )
-            abort_step_txn(session, run_id, seq, error=error)
-            update_run_txn(session, run_id, status=RunStatus.FAILED, error=error)
-            failed = StepFailed(
-                run_id=run_id, step_seq=seq, step=step.name, attempt=attempt, error=error, will_retry=False
-            )
-            committed += append_events_txn(session, [failed, RunFailed(run_id=run_id, error=error, usage=run.usage)])
+            committed += self._stop_poisoned_txn(session, run, seq, step.name, attempt=attempt, limit=limit)
             return StepOutcome.POISON
         events: list[Event] = []
         if run.status == RunStatus.PENDING:
@@ -143,6 +167,22 @@ class StepClaimer:
         events.append(StepStarted(run_id=run_id, step_seq=seq, step=step.name, attempt=attempt, worker=rt.worker_id))
         committed += append_events_txn(session, events)
         return ClaimedStep(run=run, seq=seq, name=step.name, attempt=attempt, state=run.state)
+
+    def _stop_poisoned_txn(
+        self, session: Session, run: RunRow, seq: int, name: str, *, attempt: int, limit: int
+    ) -> list[Event]:
+        """A step attempted more than its allowance: fail it and the run (resumable), record why."""
+        allowed = allowed_attempts(run, self._rt.runtime)
+        error = ErrorBody(
+            code="poison_message",
+            message=f"step {seq} ({name}) was attempted {allowed} times without committing; "
+            f"the run is stopped (max_step_attempts={allowed}, attempt {attempt} of at most {limit}). "
+            "Fix the cause, then resume the run.",
+        )
+        abort_step_txn(session, run.id, seq, error=error)
+        update_run_txn(session, run.id, status=RunStatus.FAILED, error=error)
+        failed = StepFailed(run_id=run.id, step_seq=seq, step=name, attempt=attempt, error=error, will_retry=False)
+        return append_events_txn(session, [failed, RunFailed(run_id=run.id, error=error, usage=run.usage)])
 
     def _ensure_successor(self, run_id: str, seq: int) -> None:
         """A committed step's duplicate delivery: ring the successor again if its message looks lost.

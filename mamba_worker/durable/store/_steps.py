@@ -8,12 +8,13 @@ attempt of a step, whatever the broker delivers.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, bindparam, insert, or_, update
+from sqlalchemy import ColumnElement, and_, bindparam, exists, insert, or_, update
 from sqlmodel import Session
 
-from mamba_client.schemas import ErrorBody, StepStatus
+from mamba_client.schemas import ErrorBody, RunStatus, StepStatus
 from mamba_worker.durable.errors import StepNotFoundError
 from mamba_worker.durable.store._sql import connection
 from mamba_worker.durable.store._tables import RUNS, STEPS, StepRow
@@ -106,6 +107,45 @@ def claim_step_txn(
     }
     attempt: int | None = connection(session).execute(_CLAIM, _bound(params)).scalar_one_or_none()
     return attempt
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepClaim:
+    """What `claim_running_step_txn` took."""
+
+    attempt: int
+    name: str
+
+
+def claim_running_step_txn(
+    session: Session,
+    run_id: str,
+    seq: int,
+    *,
+    owner: str,
+    lease_seconds: float,
+    now: datetime | None = None,
+) -> StepClaim | None:
+    """`claim_step_txn` for the common case, guarded by the run's status in the same statement.
+
+    It claims only while the run is ``running`` and not asked to cancel, and it also returns the
+    step's name.
+
+    ``None`` only says that this path does not apply (the run is pending, waiting, finished or
+    being cancelled, or the step is not claimable): the caller then takes the general path, which
+    loads the run and the step and finds out which. The guard on the run is part of the same
+    ``UPDATE``, so a claim it makes is one the general path would have made.
+    """
+    now = now or utcnow()
+    params = {
+        "run_id": run_id,
+        "seq": seq,
+        "owner": owner,
+        "now": now,
+        "expires": now + timedelta(seconds=lease_seconds),
+    }
+    row = connection(session).execute(_CLAIM_RUNNING, _bound(params)).one_or_none()
+    return None if row is None else StepClaim(attempt=row.attempt, name=row.name)
 
 
 def heartbeat_txn(
@@ -297,7 +337,7 @@ _BUMP_LAST_SEQ = (
     .where(RUNS.c.id == bindparam("b_run_id"), RUNS.c.last_seq < bindparam("b_seq"))
     .values(last_seq=bindparam("b_seq"), updated_at=bindparam("b_now"))
 )
-_CLAIM = (
+_CLAIM_UPDATE = (
     update(STEPS)
     .where(
         STEPS.c.run_id == bindparam("b_run_id"),
@@ -314,8 +354,15 @@ _CLAIM = (
         attempt=STEPS.c.attempt + 1,
         started_at=bindparam("b_now"),
     )
-    .returning(STEPS.c.attempt)
 )
+_CLAIM = _CLAIM_UPDATE.returning(STEPS.c.attempt)
+_CLAIM_RUNNING = _CLAIM_UPDATE.where(
+    exists().where(
+        RUNS.c.id == STEPS.c.run_id,
+        RUNS.c.status == RunStatus.RUNNING,
+        RUNS.c.cancel_requested.is_(False),
+    )
+).returning(STEPS.c.attempt, STEPS.c.name)
 _HEARTBEAT = update(STEPS).where(*_HELD_PARAMS).values(lease_expires_at=bindparam("b_expires"))
 _MARK_COMMITTED = (
     update(STEPS)

@@ -2,22 +2,28 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy.exc import IntegrityError
 
-from mamba_client.schemas import ErrorBody, StepStatus
+from mamba_client.schemas import ErrorBody, RunStatus, StepStatus
 from mamba_worker.durable.errors import StepNotFoundError
 from mamba_worker.durable.store import (
     RunStore,
+    StepClaim,
     abort_step_txn,
+    claim_running_step_txn,
     claim_step_txn,
     expire_lease_txn,
     heartbeat_txn,
     insert_step_txn,
+    load_run_txn,
     mark_step_committed_txn,
     mark_step_failed_txn,
+    reserve_events_txn,
     reset_step_txn,
+    update_run_txn,
 )
 from tests.worker.durable.store.conftest import MakeRun
 
@@ -218,3 +224,56 @@ def test_a_missing_step_raises_step_not_found(store: RunStore, make_run: MakeRun
     with pytest.raises(StepNotFoundError) as caught:
         store.get_step_row(run_id, 9)
     assert (caught.value.run_id, caught.value.seq) == (run_id, 9)
+
+
+def _claim_running(store: RunStore, run_id: str, owner: str = "w1") -> StepClaim | None:
+    with store.session() as session, session.begin():
+        return claim_running_step_txn(session, run_id, 1, owner=owner, lease_seconds=LEASE, now=T0)
+
+
+@pytest.mark.parametrize(
+    ("changes", "claims"),
+    [
+        pytest.param({"status": RunStatus.RUNNING}, True, id="running"),
+        pytest.param({}, False, id="pending"),
+        pytest.param({"status": RunStatus.WAITING}, False, id="waiting"),
+        pytest.param({"status": RunStatus.SUCCEEDED}, False, id="succeeded"),
+        pytest.param({"status": RunStatus.RUNNING, "cancel_requested": True}, False, id="cancel-requested"),
+    ],
+)
+def test_the_running_run_claim_only_claims_for_a_running_run(
+    store: RunStore, make_run: MakeRun, changes: dict[str, Any], claims: bool
+) -> None:
+    run_id = make_run(steps=("think",))
+    if changes:
+        with store.session() as session, session.begin():
+            update_run_txn(session, run_id, **changes)
+
+    claim = _claim_running(store, run_id)
+
+    assert claim == (StepClaim(attempt=1, name="think") if claims else None)
+    expected = StepStatus.RUNNING if claims else StepStatus.PENDING
+    assert store.get_step_row(run_id, 1).status == expected
+
+
+def test_the_running_run_claim_loses_to_a_live_lease(store: RunStore, make_run: MakeRun) -> None:
+    run_id = make_run(steps=("think",))
+    with store.session() as session, session.begin():
+        update_run_txn(session, run_id, status=RunStatus.RUNNING)
+    assert _claim_running(store, run_id, "w1") == StepClaim(attempt=1, name="think")
+
+    assert _claim_running(store, run_id, "w2") is None
+    assert store.get_step_row(run_id, 1).lease_owner == "w1"
+
+
+def test_reserving_events_reads_the_run_and_numbers_from_its_counter(store: RunStore, make_run: MakeRun) -> None:
+    run_id = make_run()
+    with store.session() as session, session.begin():
+        before = load_run_txn(session, run_id).next_event_seq
+        reserved = reserve_events_txn(session, run_id, events=2)
+    assert reserved is not None
+    run, first = reserved
+    assert (run.id, first, run.next_event_seq) == (run_id, before, before + 2)
+    assert run.state == store.get_run_row(run_id).state
+    with store.session() as session, session.begin():
+        assert reserve_events_txn(session, "no-such-run", events=1) is None
