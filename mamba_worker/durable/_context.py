@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from types import TracebackType
 from typing import Any
 
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart
@@ -29,7 +28,6 @@ from mamba_client.schemas import (
     Usage,
 )
 from mamba_worker.config import CompactionConfig
-from mamba_worker.context import CompactionOutcome, get_strategy
 from mamba_worker.durable._recording import RecordingModel, ToolLedger
 from mamba_worker.durable._registry import RegisteredTool
 from mamba_worker.durable._runtime import Runtime
@@ -40,11 +38,12 @@ from mamba_worker.workflows import (
     StepEvent,
     StepToolbox,
     ThoughtEvent,
+    ToolboxStepContext,
     ToolOutcome,
 )
 
 
-class DurableStepContext:
+class DurableStepContext(ToolboxStepContext):
     """Runs one attempt of one step's model requests and tool calls through the ledgers.
 
     Args:
@@ -73,11 +72,8 @@ class DurableStepContext:
         model_settings: ModelSettings | None = None,
     ) -> None:
         self._runtime = runtime
-        self._run_id = run_id
         self._seq = seq
         self._attempt = attempt
-        self._compaction = compaction
-        self._ratio = compaction_ratio
         self.usage = Usage()
         """Usage of the model calls this attempt made (replayed responses add nothing)."""
         self.events: list[Event] = []
@@ -92,34 +88,23 @@ class DurableStepContext:
             on_response=self._on_response,
         )
         self._tools = {tool.name: tool for tool in tools}
-        self._toolbox = StepToolbox(
-            self.model, FunctionToolset([tool.tool for tool in tools]), model_settings=model_settings
+        super().__init__(
+            run_id=run_id,
+            toolbox=StepToolbox(
+                self.model, FunctionToolset([tool.tool for tool in tools]), model_settings=model_settings
+            ),
+            counter=runtime.counter,
+            compaction=compaction,
+            compaction_ratio=compaction_ratio,
+            compaction_model=self.model,  # LLM strategies' requests are recorded too
         )
         self._ledger = ToolLedger(runtime.store, run_id=run_id, seq=seq, attempt=attempt)
         self._in_doubt = runtime.runtime.in_doubt_policy
-
-    async def __aenter__(self) -> DurableStepContext:
-        await self._toolbox.__aenter__()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self._toolbox.__aexit__(exc_type, exc, tb)
-
-    @property
-    def run_id(self) -> str:
-        """The run's id."""
-        return self._run_id
 
     @property
     def attempt(self) -> int:
         """This attempt's number (1 for the first)."""
         return self._attempt
-
-    async def tool_definitions(self) -> list[ToolDefinition]:
-        """The run's tools, as the model sees them."""
-        return await self._toolbox.definitions()
 
     async def request(
         self, messages: Sequence[ModelMessage], *, extra_tools: Sequence[ToolDefinition] = ()
@@ -155,22 +140,6 @@ class DurableStepContext:
             result=_jsonable(outcome.part.content),
         )
         return outcome
-
-    def count_tokens(self, messages: Sequence[ModelMessage]) -> int:
-        """Tokens in ``messages`` (the process-wide counter caches per message)."""
-        return self._runtime.counter.count_messages(messages)
-
-    @property
-    def compaction_threshold(self) -> int:
-        """Tokens at which the history is compacted."""
-        return int(self._compaction.trigger_threshold_tokens * self._ratio)
-
-    async def compact(self, messages: Sequence[ModelMessage]) -> CompactionOutcome:
-        """Compact with the configured strategy (LLM strategies use the run's recorded model)."""
-        strategy = get_strategy(self._compaction.strategy)
-        return await strategy.compact(
-            list(messages), config=self._compaction, counter=self._runtime.counter, model=self.model
-        )
 
     def emit(self, event: StepEvent) -> None:
         """Turn what the step reports into events committed with the step."""

@@ -22,7 +22,7 @@ from mamba_worker.workflows._step import (
     ToolOutcome,
 )
 from mamba_worker.workflows._stepwise import StepWorkflow, step
-from mamba_worker.workflows._toolbox import StepToolbox, execute_tool_call
+from mamba_worker.workflows._toolbox import StepToolbox, ToolboxStepContext, execute_tool_call
 from mamba_worker.workflows.errors import MaxStepsExceededError, UnknownStepError, WorkflowError, WorkflowTimeoutError
 from mamba_worker.workflows.react import ReActConfig, ReActHooks, ReActState, ReActWorkflow, ScratchpadEntry
 
@@ -46,6 +46,7 @@ __all__ = [
     "StepWorkflow",
     "ThoughtEvent",
     "ToolOutcome",
+    "ToolboxStepContext",
     "UnknownStepError",
     "Workflow",
     "WorkflowConfig",

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import replace
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from pydantic import ValidationError
 from pydantic_ai import ModelRetry, ToolFailed
@@ -25,6 +25,9 @@ from pydantic_ai.toolsets import AbstractToolset
 from pydantic_ai.toolsets.abstract import ToolsetTool
 from pydantic_ai.usage import RunUsage
 
+from mamba_worker.config import CompactionConfig
+from mamba_worker.context import CompactionOutcome, get_strategy
+from mamba_worker.tokens import TokenCounter
 from mamba_worker.workflows._step import ToolOutcome
 
 logger = logging.getLogger(__name__)
@@ -137,3 +140,72 @@ def _failed(call: ToolCallPart, message: str) -> ToolOutcome:
 def _retry(call: ToolCallPart, message: str) -> ToolOutcome:
     part = ToolReturnPart(tool_name=call.tool_name, content=message, tool_call_id=call.tool_call_id, outcome="retried")
     return ToolOutcome(part=part, is_error=True)
+
+
+class ToolboxStepContext:
+    """What both step contexts share: the run id, the open toolbox, token counting, compaction.
+
+    The `StepToolbox` is opened for the context's lifetime (MCP servers start once per run).
+
+    The in-process context (`LocalStepContext`) and the durable one subclass it; they differ in
+    how a request, a tool call and an event are handled, not in this.
+
+    Args:
+        run_id: The run.
+        toolbox: The run's model and tools.
+        counter: Counts tokens (cached per message).
+        compaction: Compaction settings.
+        compaction_ratio: Fraction of ``compaction.trigger_threshold_tokens`` at which to compact.
+        compaction_model: The model LLM compaction strategies use.
+    """
+
+    def __init__(
+        self,
+        *,
+        run_id: str,
+        toolbox: StepToolbox,
+        counter: TokenCounter,
+        compaction: CompactionConfig,
+        compaction_ratio: float,
+        compaction_model: Model,
+    ) -> None:
+        self._run_id = run_id
+        self._toolbox = toolbox
+        self._counter = counter
+        self._compaction = compaction
+        self._ratio = compaction_ratio
+        self._compaction_model = compaction_model
+
+    async def __aenter__(self) -> Self:
+        await self._toolbox.__aenter__()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._toolbox.__aexit__(exc_type, exc, tb)
+
+    @property
+    def run_id(self) -> str:
+        """The run's id."""
+        return self._run_id
+
+    async def tool_definitions(self) -> list[ToolDefinition]:
+        """The run's tools, as the model sees them."""
+        return await self._toolbox.definitions()
+
+    def count_tokens(self, messages: Sequence[ModelMessage]) -> int:
+        """Tokens in ``messages`` (cached per message by the counter)."""
+        return self._counter.count_messages(messages)
+
+    @property
+    def compaction_threshold(self) -> int:
+        """Tokens at which the history is compacted."""
+        return int(self._compaction.trigger_threshold_tokens * self._ratio)
+
+    async def compact(self, messages: Sequence[ModelMessage]) -> CompactionOutcome:
+        """Compact with the configured strategy (LLM strategies use the compaction model)."""
+        strategy = get_strategy(self._compaction.strategy)
+        return await strategy.compact(
+            list(messages), config=self._compaction, counter=self._counter, model=self._compaction_model
+        )
