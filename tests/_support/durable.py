@@ -28,7 +28,7 @@ from mamba_worker.config import AgentSettings, RuntimeSettings
 from mamba_worker.durable import EmbeddedRuntime, FaultPoint, Registry, RunService, Runtime, StepExecutor, StepOutcome
 from mamba_worker.durable._dispatch import Dispatcher
 from mamba_worker.durable._names import event_stream_key
-from mamba_worker.durable.store import RunStore, mark_dispatched_txn, utcnow
+from mamba_worker.durable.store import RunStore, utcnow
 from mamba_worker.tools import FilesystemSecurity
 from tests._support.wait import wait_until
 
@@ -192,7 +192,7 @@ class Sent:
 
 
 class RecordingDispatcher(Dispatcher):
-    """Keeps messages instead of sending them, and stamps the outbox as the real one does.
+    """Keeps messages instead of sending them; the outbox is stamped exactly as in production.
 
     Tests then execute the steps themselves (`drive`), deterministically and without a worker.
     """
@@ -201,28 +201,19 @@ class RecordingDispatcher(Dispatcher):
         super().__init__(runtime.app, runtime.store)
         self.sent: list[Sent] = []
 
-    def send(
+    def publish(
         self,
         *,
         run_id: str,
         seq: int,
         task_name: str,
         queue: str,
+        task_id: str,
         priority: int | None = None,
         countdown: float | None = None,
-    ) -> str:
-        """Record the message and stamp the outbox row."""
-        self.sent.append(Sent(run_id, seq, task_name, queue, priority, countdown))
-        task_id = f"{run_id}:{seq}:{uuid.uuid4().hex[:8]}"
-        with self._store.session() as session, session.begin():
-            mark_dispatched_txn(session, run_id, seq, task_id=task_id)
-        return task_id
-
-    def publish(
-        self, *, run_id: str, seq: int, task_name: str, queue: str, task_id: str, priority: int | None = None
     ) -> None:
-        """Record the message (its outbox row was stamped by the commit)."""
-        self.sent.append(Sent(run_id, seq, task_name, queue, priority))
+        """Record the message instead of sending it (`Dispatcher.send` still stamps the outbox)."""
+        self.sent.append(Sent(run_id, seq, task_name, queue, priority, countdown))
 
     def seqs(self, run_id: str) -> list[int]:
         """The step numbers sent for ``run_id``, in order."""
