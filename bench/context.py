@@ -47,6 +47,7 @@ from pydantic_ai.messages import (
 from pydantic_ai.models import Model, ModelRequestParameters
 from pydantic_ai.settings import ModelSettings
 
+from bench._results import write_section
 from mamba_worker.context import CompactionConfig, ContextManager, get_strategy, validate_history
 from mamba_worker.tokens import TokenCounter
 
@@ -287,20 +288,6 @@ through `ContextManager.compact()`, the counts come from the manager's running l
 """
 
 
-def write_section(text: str) -> None:
-    """Replace this benchmark's section of RESULTS.md (or add it), leaving other sections alone."""
-    existing = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    lines = existing.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == SECTION), None)
-    if start is None:
-        body = existing if existing.endswith("\n") else existing + "\n"
-        RESULTS.write_text(body + "\n" + text)
-        return
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    tail = "".join(lines[end:])
-    RESULTS.write_text("".join(lines[:start]) + text + ("\n" + tail if tail else ""))
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--write", action="store_true", help="write the figures to bench/RESULTS.md")
@@ -309,7 +296,7 @@ def main() -> int:
     section = render(results)
     print(section)
     if args.write:
-        write_section(section)
+        write_section(SECTION, section, results=RESULTS)
         print(f"written to {RESULTS}")
     appends: dict[str, float] = results["appends"]  # type: ignore[assignment]
     return 0 if appends["flat_ratio"] < 1.5 else 1

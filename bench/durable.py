@@ -59,6 +59,8 @@ from typing import Any
 import psycopg
 import redis
 
+from bench._results import write_section
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).with_name("RESULTS.md")
 SECTION = "## Durable runtime"
@@ -650,20 +652,6 @@ def _commit() -> str:
     return out.stdout.strip() + (" (mamba_worker/ with uncommitted changes)" if dirty else "")
 
 
-def write_section(text: str) -> None:
-    """Replace this benchmark's section of RESULTS.md (or add it), leaving other sections alone."""
-    existing = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    lines = existing.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == SECTION), None)
-    if start is None:
-        body = existing if existing.endswith("\n") else existing + "\n"
-        RESULTS.write_text(body + "\n" + text)
-        return
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    tail = "".join(lines[end:])
-    RESULTS.write_text("".join(lines[:start]) + text + ("\n" + tail if tail else ""))
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backend", choices=["all", "redis+postgres", "sqlite"], default="all")
@@ -697,7 +685,7 @@ def main() -> int:
     section = render(results, config, command.strip())
     print(section)
     if args.write:
-        write_section(section)
+        write_section(SECTION, section, results=RESULTS)
         print(f"written to {RESULTS}")
     shutil.rmtree(log_dir, ignore_errors=True)
     return 0

@@ -31,6 +31,7 @@ import tiktoken
 from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, TextPart, ToolCallPart, ToolReturnPart
 from pydantic_ai.messages import UserPromptPart as Prompt
 
+from bench._results import write_section
 from mamba_worker.tokens import TokenCounter
 
 MESSAGES = 10_000
@@ -197,20 +198,6 @@ runs, so both the medians and the best runs are given.
 """
 
 
-def write_section(text: str) -> None:
-    """Replace this benchmark's section of RESULTS.md (or add it), leaving other sections alone."""
-    existing = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    lines = existing.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == SECTION), None)
-    if start is None:
-        body = existing if existing.endswith("\n") else existing + "\n"
-        RESULTS.write_text(body + "\n" + text)
-        return
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    tail = "".join(lines[end:])
-    RESULTS.write_text("".join(lines[:start]) + text + ("\n" + tail if tail else ""))
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--write", action="store_true", help="write the figures to bench/RESULTS.md")
@@ -219,7 +206,7 @@ def main() -> int:
     section = render(results)
     print(section)
     if args.write:
-        write_section(section)
+        write_section(SECTION, section, results=RESULTS)
         print(f"written to {RESULTS}")
     met = float(results["ratio"]) < 0.01
     print(f"goal (re-count under 1% of a full count): {'met' if met else 'NOT met'}")
