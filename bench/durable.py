@@ -470,26 +470,37 @@ def _self_cpu() -> float:
 # --------------------------------------------------------------------------- backends
 
 
+def measure_modes(
+    config: Config, *, database_url: str, broker_url: str, log_dir: Path, pg_url: str | None = None
+) -> dict[str, Figures]:
+    """`measure_mamba` in each of ``config.modes`` on one store and broker."""
+    env = {
+        "MAMBA_RUNTIME__DATABASE_URL": database_url,
+        "MAMBA_RUNTIME__BROKER_URL": broker_url,
+        "MAMBA_RUNTIME__WORKFLOW_MODULES": '["bench.durable_workload"]',
+        "MAMBA_MODEL_BACKEND__MODEL": "bench:scripted",
+        "MAMBA_BENCH_K": str(config.k),
+    }
+    redis_url = broker_url if broker_url.startswith("redis://") else None
+    return {
+        mode: measure_mamba(
+            {**env, "MAMBA_RUNTIME__INLINE_STEPS": MODES[mode]},
+            config,
+            log_dir=log_dir.with_name(f"{log_dir.name}-{mode}"),
+            redis_url=redis_url,
+            pg_url=pg_url,
+        )
+        for mode in config.modes
+    }
+
+
 def bench_redis_postgres(config: Config, *, redis_db: int, log_dir: Path) -> dict[str, Any]:
     with fresh_pg_database() as pg_url, dedicated_redis_db(redis_db) as redis_url:
         floor_before = floor_pg_redis(pg_url, redis_url, config, tag="before")
-        env = {
-            "MAMBA_RUNTIME__DATABASE_URL": pg_url.replace("postgresql://", "postgresql+psycopg://", 1),
-            "MAMBA_RUNTIME__BROKER_URL": redis_url,
-            "MAMBA_RUNTIME__WORKFLOW_MODULES": '["bench.durable_workload"]',
-            "MAMBA_MODEL_BACKEND__MODEL": "bench:scripted",
-            "MAMBA_BENCH_K": str(config.k),
-        }
-        mamba = {
-            mode: measure_mamba(
-                {**env, "MAMBA_RUNTIME__INLINE_STEPS": MODES[mode]},
-                config,
-                log_dir=log_dir / "redis-pg-{mode}",
-                redis_url=redis_url,
-                pg_url=pg_url,
-            )
-            for mode in config.modes
-        }
+        database_url = pg_url.replace("postgresql://", "postgresql+psycopg://", 1)
+        mamba = measure_modes(
+            config, database_url=database_url, broker_url=redis_url, log_dir=log_dir / "redis-pg", pg_url=pg_url
+        )
         floor_after = floor_pg_redis(pg_url, redis_url, config, tag="after")
     return {"backend": "redis+postgres", "floor": (floor_before, floor_after), "mamba": mamba}
 
@@ -498,23 +509,12 @@ def bench_sqlite(config: Config, *, log_dir: Path) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="mamba-bench-"))
     try:
         floor_before = floor_sqlite(work / "floor.sqlite", config, synchronous="FULL", tag="before")
-        env = {
-            "MAMBA_RUNTIME__DATABASE_URL": f"sqlite:///{work}/mamba.db",
-            "MAMBA_RUNTIME__BROKER_URL": f"mamba+sqlite:///{work}/broker.db",
-            "MAMBA_RUNTIME__WORKFLOW_MODULES": '["bench.durable_workload"]',
-            "MAMBA_MODEL_BACKEND__MODEL": "bench:scripted",
-            "MAMBA_BENCH_K": str(config.k),
-        }
-        mamba = {
-            mode: measure_mamba(
-                {**env, "MAMBA_RUNTIME__INLINE_STEPS": MODES[mode]},
-                config,
-                log_dir=log_dir / "sqlite-{mode}",
-                redis_url=None,
-                pg_url=None,
-            )
-            for mode in config.modes
-        }
+        mamba = measure_modes(
+            config,
+            database_url=f"sqlite:///{work}/mamba.db",
+            broker_url=f"mamba+sqlite:///{work}/broker.db",
+            log_dir=log_dir / "sqlite",
+        )
         floor_after = floor_sqlite(work / "floor.sqlite", config, synchronous="FULL", tag="after")
     finally:
         shutil.rmtree(work, ignore_errors=True)
