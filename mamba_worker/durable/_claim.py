@@ -30,19 +30,16 @@ from mamba_worker.durable._attempts import allowed_attempts, attempt_limit
 from mamba_worker.durable._dispatch import Dispatcher
 from mamba_worker.durable._events import EventPublisher
 from mamba_worker.durable._runtime import Runtime
-from mamba_worker.durable.errors import RunNotFoundError
 from mamba_worker.durable.store import (
     OutboxRow,
     RunRow,
+    StepClaim,
     StepRow,
     abort_step_txn,
     append_events_txn,
-    claim_running_step_txn,
     claim_step_txn,
-    insert_events_txn,
     load_run_txn,
     load_step_txn,
-    reserve_events_txn,
     update_run_txn,
     utcnow,
 )
@@ -98,44 +95,41 @@ class StepClaimer:
             RunNotFoundError: No such run (a poison message).
             StepNotFoundError: The run has no such step (a poison message).
         """
+        claimed = self._claim_running(run_id, seq)
+        if claimed is not None:
+            self._publisher.publish([claimed[1]])
+            return claimed[0]
         committed: list[Event] = []
         with self._rt.store.session() as session, session.begin():
-            claimed = self._claim_txn(session, run_id, seq, committed)
+            general = self._claim_general_txn(session, run_id, seq, committed)
         # Published after the commit: a watcher must never see an event SQL does not have.
         self._publisher.publish(committed)
-        if claimed == StepOutcome.DUPLICATE:
+        if general == StepOutcome.DUPLICATE:
             self._ensure_successor(run_id, seq)
-        return claimed
+        return general
 
-    def _claim_txn(self, session: Session, run_id: str, seq: int, committed: list[Event]) -> ClaimedStep | StepOutcome:
-        claimed = self._claim_running_txn(session, run_id, seq, committed)
-        if claimed is not None:
-            return claimed
-        return self._claim_general_txn(session, run_id, seq, committed)
-
-    def _claim_running_txn(
-        self, session: Session, run_id: str, seq: int, committed: list[Event]
-    ) -> ClaimedStep | StepOutcome | None:
-        """The common case in three statements: the run is running, the step claimable.
+    def _claim_running(self, run_id: str, seq: int) -> tuple[ClaimedStep, Event] | None:
+        """The common case in one transaction (two round trips on PostgreSQL): the run is running, the step claimable.
 
         The claim (guarded by the run's status in the same UPDATE), the run read back while
         reserving the ``step.started`` number, the event. ``None``: nothing was written, and the
-        general path decides (first step, duplicate, cancel, waiting or finished run, poison).
+        general path decides (first step, duplicate, cancel, waiting or finished run, poison,
+        and a step past its attempt allowance).
         """
         rt = self._rt
-        claim = claim_running_step_txn(session, run_id, seq, owner=rt.worker_id, lease_seconds=rt.runtime.lease_seconds)
-        if claim is None:
+
+        def started(run: RunRow, claim: StepClaim) -> Event | None:
+            if claim.attempt > attempt_limit(rt.store, run, seq, attempt=claim.attempt, runtime=rt.runtime):
+                return None  # rolled back; the general path stops the poisoned step
+            return StepStarted(run_id=run_id, step_seq=seq, step=claim.name, attempt=claim.attempt, worker=rt.worker_id)
+
+        taken = rt.store.claim_running_step(
+            run_id=run_id, seq=seq, owner=rt.worker_id, lease_seconds=rt.runtime.lease_seconds, started=started
+        )
+        if taken is None:
             return None
-        reserved = reserve_events_txn(session, run_id, events=1)
-        if reserved is None:  # cannot happen: the claim's guard saw the run in this transaction
-            raise RunNotFoundError(f"no run with id {run_id!r}", run_id=run_id)
-        run, first = reserved
-        started = StepStarted(run_id=run_id, step_seq=seq, step=claim.name, attempt=claim.attempt, worker=rt.worker_id)
-        committed += insert_events_txn(session, [started], first_seq=first)
-        if claim.attempt > (limit := attempt_limit(rt.store, run, seq, attempt=claim.attempt, runtime=rt.runtime)):
-            committed += self._stop_poisoned_txn(session, run, seq, claim.name, attempt=claim.attempt, limit=limit)
-            return StepOutcome.POISON
-        return ClaimedStep(run=run, seq=seq, name=claim.name, attempt=claim.attempt, state=run.state)
+        run, claim = taken.run, taken.claim
+        return ClaimedStep(run=run, seq=seq, name=claim.name, attempt=claim.attempt, state=run.state), taken.event
 
     def _claim_general_txn(
         self, session: Session, run_id: str, seq: int, committed: list[Event]

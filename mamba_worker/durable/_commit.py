@@ -8,7 +8,7 @@ Two predicates guard the transaction (invariants 2 and 7):
 
 - the step must still be ``running`` under this worker's lease and attempt
   (`mark_step_committed_txn`), so a worker whose lease was taken over cannot commit;
-- the run must still be ``running`` and not asked to cancel (`update_run_txn` with guards), so
+- the run must still be ``running`` and not asked to cancel (`advance_run_txn`), so
   a cancelled run commits nothing more.
 
 With ``claim_next_for`` the same transaction also claims the successor for this worker (it is
@@ -16,10 +16,15 @@ inserted ``running`` under this worker's lease, attempt 1, ``step.started`` reco
 executor then runs it inline, with no broker hop and no claim transaction. A crash after this
 commit leaves a running successor whose lease expires, which the reconciler re-sends like any
 other (invariant 4).
+
+`RunStore.write_step` does the writing (`StepWrite`): on PostgreSQL in psycopg's pipeline mode, in
+two round trips; elsewhere with the portable ``*_txn`` writers.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, assert_never
 
@@ -37,15 +42,7 @@ from mamba_worker.durable._dispatch import new_task_id
 from mamba_worker.durable._faults import FaultPoint, fault
 from mamba_worker.durable._names import step_task_name
 from mamba_worker.durable.errors import LeaseLostError, RunCancelledError
-from mamba_worker.durable.store import (
-    RunAdvance,
-    RunStore,
-    advance_run_txn,
-    insert_events_txn,
-    insert_outbox_txn,
-    insert_step_txn,
-    mark_step_committed_txn,
-)
+from mamba_worker.durable.store import RunStore, StepWrite, SuccessorWrite, WriteRefused, utcnow
 from mamba_worker.workflows import Finish, Next, StepResult
 
 
@@ -103,7 +100,7 @@ class CommitOutcome:
 
 
 def commit_step(store: RunStore, commit: StepCommit) -> CommitOutcome:
-    """Commit a step attempt in one transaction.
+    """Commit a step attempt in one transaction (`RunStore.write_step`).
 
     Raises:
         LeaseLostError: Another attempt owns the step now; nothing was written.
@@ -111,100 +108,93 @@ def commit_step(store: RunStore, commit: StepCommit) -> CommitOutcome:
     """
     fault(FaultPoint.BEFORE_STEP_COMMIT)
     next_dispatch: NextDispatch | None = None
-    # Five statements: the step, the run (guard, state, event numbers, totals), and for a Next
-    # the successor's step and outbox rows, then the events. Every extra round trip here is paid
-    # on every step of every run.
-    with store.session() as session, session.begin():
-        if not mark_step_committed_txn(session, commit.run_id, commit.seq, owner=commit.owner, attempt=commit.attempt):
-            raise LeaseLostError(
-                f"step {commit.seq} of run {commit.run_id!r} is no longer held by {commit.owner} attempt "
-                f"{commit.attempt}; not committing it",
-                run_id=commit.run_id,
-                seq=commit.seq,
-                owner=commit.owner,
+    successor: SuccessorWrite | None = None
+    step_events: list[Event] = list(commit.events)
+    # The final event reports the run's totals as of the commit, which the write reads back; the
+    # other events are known now. Every extra round trip here is paid on every step of every run.
+    final: Callable[..., Event] | None = None
+    fields: dict[str, Any] = {}
+    match commit.result:
+        case Next(step=next_step):
+            status = RunStatus.RUNNING
+            next_seq = commit.seq + 1
+            inline = commit.claim_next_for is not None
+            step_events.append(_committed(commit, next_step=next_step))
+            if inline:
+                step_events.append(
+                    StepStarted(run_id=commit.run_id, step_seq=next_seq, step=next_step, attempt=1, worker=commit.owner)
+                )
+            task_name = step_task_name(commit.workflow, next_step)
+            task_id = new_task_id(commit.run_id, next_seq)
+            # Inserted already claimed when it runs inline: the insert is its claim (attempt 1).
+            # Its outbox row is stamped dispatched in this transaction: the executor sends right
+            # after the commit (or runs the successor inline; the row then only serves a re-send).
+            successor = SuccessorWrite(
+                seq=next_seq,
+                name=next_step,
+                task_name=task_name,
+                queue=commit.queue,
+                priority=commit.priority,
+                task_id=task_id,
+                claimed_by=commit.owner if inline else None,
+                lease_seconds=commit.claim_next_for or 0.0,
             )
-        events: list[Event] = list(commit.events)
-        match commit.result:
-            case Next(step=next_step):
-                status = RunStatus.RUNNING
-                next_seq = commit.seq + 1
-                inline = commit.claim_next_for is not None
-                events.append(_committed(commit, next_step=next_step))
-                if inline:
-                    events.append(
-                        StepStarted(
-                            run_id=commit.run_id, step_seq=next_seq, step=next_step, attempt=1, worker=commit.owner
-                        )
-                    )
-                advance = _advance(session, commit, events=len(events), last_seq=next_seq)
-                # Inserted already claimed when it runs inline: the insert is its claim (attempt 1).
-                insert_step_txn(
-                    session,
-                    run_id=commit.run_id,
-                    seq=next_seq,
-                    name=next_step,
-                    claimed_by=commit.owner if inline else None,
-                    lease_seconds=commit.claim_next_for or 0.0,
-                    bump_last_seq=False,
-                )
-                task_name = step_task_name(commit.workflow, next_step)
-                task_id = new_task_id(commit.run_id, next_seq)
-                # Stamped dispatched in this transaction: the executor sends right after the commit
-                # (or runs the successor inline; the row then only serves a later re-send).
-                insert_outbox_txn(
-                    session,
-                    run_id=commit.run_id,
-                    seq=next_seq,
-                    task_name=task_name,
-                    queue=commit.queue,
-                    priority=commit.priority,
-                    dispatching_as=task_id,
-                )
-                next_dispatch = NextDispatch(
-                    run_id=commit.run_id,
-                    seq=next_seq,
-                    step=next_step,
-                    task_name=task_name,
-                    queue=commit.queue,
-                    priority=commit.priority,
-                    task_id=task_id,
-                    claimed_attempt=1 if inline else None,
-                )
-            case Finish(output=output, error=None):
-                status = RunStatus.SUCCEEDED
-                jsonable = _jsonable(output)
-                advance = _advance(session, commit, events=len(events) + 2, status=status, output=jsonable)
-                events += [
-                    _committed(commit, next_step=None),
-                    RunSucceeded(run_id=commit.run_id, output=jsonable, usage=advance.usage),
-                ]
-            case Finish(error=message):
-                status = RunStatus.FAILED
-                error = ErrorBody(code="workflow_failed", message=str(message))
-                advance = _advance(session, commit, events=len(events) + 2, status=status, error=error)
-                events += [
-                    _committed(commit, next_step=None),
-                    RunFailed(run_id=commit.run_id, error=error, usage=advance.usage),
-                ]
-            case _:
-                assert_never(commit.result)
-        numbered = insert_events_txn(session, events, first_seq=advance.first_event_seq)
-    # Committed. A crash from here on leaves the successor stamped but unsent: no worker claims
-    # it, and the reconciler sends it again after redispatch_after (a lease's length by default).
-    fault(FaultPoint.AFTER_STEP_COMMIT)
-    return CommitOutcome(next=next_dispatch, events=numbered, status=status)
+            next_dispatch = NextDispatch(
+                run_id=commit.run_id,
+                seq=next_seq,
+                step=next_step,
+                task_name=task_name,
+                queue=commit.queue,
+                priority=commit.priority,
+                task_id=task_id,
+                claimed_attempt=1 if inline else None,
+            )
+        case Finish(output=output, error=None):
+            status = RunStatus.SUCCEEDED
+            jsonable = _jsonable(output)
+            fields = {"status": status, "output": jsonable}
+            step_events.append(_committed(commit, next_step=None))
+            final = functools.partial(RunSucceeded, run_id=commit.run_id, output=jsonable)
 
+        case Finish(error=message):
+            status = RunStatus.FAILED
+            error = ErrorBody(code="workflow_failed", message=str(message))
+            fields = {"status": status, "error": error}
+            step_events.append(_committed(commit, next_step=None))
+            final = functools.partial(RunFailed, run_id=commit.run_id, error=error)
 
-def _advance(
-    session: Any, commit: StepCommit, *, events: int, status: RunStatus | None = None, **fields: Any
-) -> RunAdvance:
-    advance = advance_run_txn(session, commit.run_id, state=commit.state, events=events, status=status, **fields)
-    if advance is None:
+        case _:
+            assert_never(commit.result)
+    write = StepWrite(
+        run_id=commit.run_id,
+        seq=commit.seq,
+        owner=commit.owner,
+        attempt=commit.attempt,
+        state=commit.state,
+        successor=successor,
+        event_count=len(step_events) + (final is not None),
+        events=lambda usage: step_events if final is None else [*step_events, final(usage=usage)],
+        now=utcnow(),
+        **fields,
+    )
+    written = store.write_step(write)
+    if written is WriteRefused.LEASE_LOST:
+        raise LeaseLostError(
+            f"step {commit.seq} of run {commit.run_id!r} is no longer held by {commit.owner} attempt "
+            f"{commit.attempt}; not committing it",
+            run_id=commit.run_id,
+            seq=commit.seq,
+            owner=commit.owner,
+        )
+    if isinstance(written, WriteRefused):
         raise RunCancelledError(
             f"run {commit.run_id!r} was cancelled or stopped while step {commit.seq} ran; the step is discarded",
             run_id=commit.run_id,
         )
-    return advance
+    # Committed. A crash from here on leaves the successor stamped but unsent: no worker claims
+    # it, and the reconciler sends it again after redispatch_after (a lease's length by default).
+    fault(FaultPoint.AFTER_STEP_COMMIT)
+    return CommitOutcome(next=next_dispatch, events=written.events, status=status)
 
 
 def _committed(commit: StepCommit, *, next_step: str | None) -> StepCommitted:

@@ -22,7 +22,6 @@ from pydantic_ai.messages import ModelMessage, ModelMessagesTypeAdapter, ModelRe
 from pydantic_ai.models import Model, ModelRequestParameters
 from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.settings import ModelSettings
-from sqlmodel import Session
 
 from mamba_client.schemas import ToolCallStatus, Usage
 from mamba_worker.config import InDoubtPolicy
@@ -30,9 +29,8 @@ from mamba_worker.durable._faults import FaultPoint, fault
 from mamba_worker.durable.errors import StepInDoubtError
 from mamba_worker.durable.store import (
     RunStore,
+    ToolCallStart,
     mark_tool_call_in_doubt_txn,
-    record_model_call_txn,
-    record_tool_call_finished_txn,
     record_tool_call_started_txn,
     restart_tool_call_txn,
 )
@@ -135,17 +133,15 @@ class RecordingModel(WrapperModel):
             return response
         response = await self.wrapped.request(messages, model_settings, model_request_parameters)
         usage = self._usage(response)
-        with self._store.session() as session, session.begin():
-            record_model_call_txn(
-                session,
-                run_id=self._run_id,
-                seq=self._seq,
-                attempt=self._attempt,
-                call_index=index,
-                usage=usage,
-                model_name=response.model_name or self.wrapped.model_name,
-                response=dump_response(response),
-            )
+        self._store.record_model_call(
+            run_id=self._run_id,
+            seq=self._seq,
+            attempt=self._attempt,
+            call_index=index,
+            usage=usage,
+            model_name=response.model_name or self.wrapped.model_name,
+            response=dump_response(response),
+        )
         self._on_response(response, usage, False)
         return response
 
@@ -221,27 +217,25 @@ class ToolLedger:
                 policy=in_doubt,
             )
 
-        def start(session: Session) -> None:
-            if previous is None:
-                record_tool_call_started_txn(
-                    session,
-                    run_id=self._run_id,
-                    seq=self._seq,
-                    tool_call_id=tool_call_id,
-                    tool_name=tool_name,
-                    idempotent=idempotent,
-                    attempt=self._attempt,
-                    args=args_json,
-                )
-            elif not approved:
-                restart_tool_call_txn(session, self._run_id, self._seq, tool_call_id, attempt=self._attempt)
-
-        if not idempotent:
+        start: ToolCallStart | None = "insert" if previous is None else None if approved else "restart"
+        if not idempotent and start is not None:
             # Only a call that must not run twice needs "started" durable BEFORE it runs; an
             # idempotent one may simply run again after a crash, so its start is written with its
             # result (one transaction per call instead of two).
             with self._store.session() as session, session.begin():
-                start(session)
+                if start == "insert":
+                    record_tool_call_started_txn(
+                        session,
+                        run_id=self._run_id,
+                        seq=self._seq,
+                        tool_call_id=tool_call_id,
+                        tool_name=tool_name,
+                        idempotent=idempotent,
+                        attempt=self._attempt,
+                        args=args_json,
+                    )
+                else:
+                    restart_tool_call_txn(session, self._run_id, self._seq, tool_call_id, attempt=self._attempt)
         # Committed: from here a crash leaves the call "started", which is what a re-run must see.
         fault(FaultPoint.AFTER_TOOL_STARTED)
         token = _current_call.set(
@@ -254,12 +248,17 @@ class ToolLedger:
         fault(FaultPoint.AFTER_TOOL_EXECUTED)
         # A failure the model is told about is still a finished call: its result (the error text
         # the model saw) is what a re-run must replay.
-        with self._store.session() as session, session.begin():
-            if idempotent:
-                start(session)
-            record_tool_call_finished_txn(
-                session, self._run_id, self._seq, tool_call_id, result=_dump_part(outcome.part)
-            )
+        self._store.record_tool_call_finished(
+            run_id=self._run_id,
+            seq=self._seq,
+            tool_call_id=tool_call_id,
+            result=_dump_part(outcome.part),
+            start=start if idempotent else None,
+            tool_name=tool_name,
+            idempotent=idempotent,
+            attempt=self._attempt,
+            args=args_json,
+        )
         return outcome
 
 

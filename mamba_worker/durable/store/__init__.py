@@ -56,6 +56,7 @@ from mamba_worker.durable.store._migrate import (
     upgrade_database,
 )
 from mamba_worker.durable.store._outbox import insert_outbox_txn, mark_dispatched_txn, requeue_outbox_txn
+from mamba_worker.durable.store._pg_pipeline import ToolCallStart
 from mamba_worker.durable.store._runs import (
     UNSET,
     RunAdvance,
@@ -67,6 +68,13 @@ from mamba_worker.durable.store._runs import (
     new_run_id,
     reserve_events_txn,
     update_run_txn,
+)
+from mamba_worker.durable.store._step_write import (
+    StepWrite,
+    StepWritten,
+    SuccessorWrite,
+    WriteRefused,
+    write_step_txn,
 )
 from mamba_worker.durable.store._steps import (
     StepClaim,
@@ -102,10 +110,15 @@ __all__ = [
     "RunStore",
     "StepClaim",
     "StepRow",
+    "StepWrite",
+    "StepWritten",
+    "SuccessorWrite",
     "ToolCallRow",
+    "ToolCallStart",
     "UNSET",
     "Unset",
     "VERSION_TABLE",
+    "WriteRefused",
     "abort_step_txn",
     "advance_run_txn",
     "alembic_config",
@@ -142,4 +155,5 @@ __all__ = [
     "update_run_txn",
     "upgrade_database",
     "utcnow",
+    "write_step_txn",
 ]

@@ -1,4 +1,4 @@
-"""`RunStore`: the read queries, each in its own short read-only transaction."""
+"""`RunStore`: the read queries, each in its own short read-only transaction (writes: `StepWriter`, `*_txn`)."""
 
 from __future__ import annotations
 
@@ -30,11 +30,12 @@ from mamba_worker.durable.store._tables import (
     ToolCallRow,
 )
 from mamba_worker.durable.store._types import utcnow
+from mamba_worker.durable.store._writer import StepWriter
 
 _TERMINAL = [status for status in RunStatus if status.is_terminal]
 
 
-class RunStore:
+class RunStore(StepWriter):
     """Read access to the state store, plus sessions for the ``*_txn`` writers.
 
     Reads that serve the API return `mamba_client.schemas` models; reads that serve the runtime
@@ -47,20 +48,13 @@ class RunStore:
     """
 
     def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+        super().__init__(engine)
         self._read_engine = read_only(engine)
 
     @property
     def engine(self) -> Engine:
         """The engine writers use."""
         return self._engine
-
-    def session(self) -> Session:
-        """A new session for writers; the caller opens the transaction (``with session.begin():``).
-
-        Objects stay readable after the commit (``expire_on_commit=False``).
-        """
-        return Session(self._engine, expire_on_commit=False)
 
     @contextmanager
     def _read(self) -> Iterator[Session]:

@@ -1,0 +1,150 @@
+"""`StepWrite`: everything a step commit writes, and `write_step_txn`, the portable way to write it.
+
+`commit_step` (``durable/_commit.py``) decides *what* a step commit writes; this module says how
+it lands in SQL. `RunStore.write_step` runs it in one transaction: on PostgreSQL through
+`PgPipeline` (two round trips), elsewhere through `write_step_txn` (the ``*_txn`` writers on a
+session). Both write the same rows and take the same guards, in the same order:
+
+1. the step must still be ``running`` under the writer's lease and attempt (`mark_step_committed_txn`);
+2. the run must still be ``running`` and not asked to cancel (`advance_run_txn`, which also sets
+   the state, reserves the event numbers and reads the usage totals);
+3. the successor's step and outbox rows (for a ``Next``), then the events.
+
+A guard that fails rolls everything back and is reported as a `WriteRefused`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import JsonValue
+from sqlmodel import Session
+
+from mamba_client.schemas import ErrorBody, Event, RunStatus, Usage
+from mamba_worker.durable.store._events import insert_events_txn
+from mamba_worker.durable.store._outbox import insert_outbox_txn
+from mamba_worker.durable.store._runs import UNSET, Unset, advance_run_txn
+from mamba_worker.durable.store._steps import insert_step_txn, mark_step_committed_txn
+
+
+@dataclass(frozen=True, kw_only=True)
+class SuccessorWrite:
+    """The successor step a commit inserts, with its outbox row."""
+
+    seq: int
+    name: str
+    task_name: str
+    queue: str
+    priority: int | None
+    task_id: str
+    """The Celery task id the outbox row is stamped with (the caller sends it right after)."""
+    claimed_by: str | None = None
+    """Insert it already claimed by this worker (attempt 1): it runs inline, no message is sent."""
+    lease_seconds: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepWrite:
+    """One step commit's rows (see the module docstring for the order and the guards)."""
+
+    run_id: str
+    seq: int
+    owner: str
+    attempt: int
+    state: str
+    """The run's new state document (JSON text)."""
+    status: RunStatus | None = None
+    """The run's new status; ``None``: it stays ``running``."""
+    output: JsonValue | Unset = UNSET
+    error: ErrorBody | None | Unset = UNSET
+    successor: SuccessorWrite | None = None
+    event_count: int
+    """How many events `events` returns (their numbers are reserved before they are built)."""
+    events: Callable[[Usage], Sequence[Event]]
+    """The step's events, built from the run's usage totals as of the commit (a final event reports them)."""
+    now: datetime
+
+
+class WriteRefused(StrEnum):
+    """Why `RunStore.write_step` wrote nothing."""
+
+    LEASE_LOST = "lease_lost"
+    """The step is no longer held by the writer's lease and attempt."""
+    RUN_STOPPED = "run_stopped"
+    """The run is no longer running, or was asked to cancel."""
+    REFUSED = "refused"
+    """The caller's own check refused it."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepWritten:
+    """What a step commit wrote."""
+
+    events: list[Event]
+    """The events, numbered."""
+    usage: Usage
+    """The run's usage totals as of the commit."""
+
+
+def write_step_txn(session: Session, write: StepWrite) -> StepWritten | WriteRefused:
+    """Write ``write`` with the ``*_txn`` writers on the caller's session (not committed here).
+
+    On `WriteRefused` the caller must roll back: an earlier statement may have written.
+    """
+    if not mark_step_committed_txn(
+        session, write.run_id, write.seq, owner=write.owner, attempt=write.attempt, now=write.now
+    ):
+        return WriteRefused.LEASE_LOST
+    successor = write.successor
+    advance = advance_run_txn(
+        session,
+        write.run_id,
+        state=write.state,
+        events=write.event_count,
+        last_seq=successor.seq if successor is not None else None,
+        status=write.status,
+        output=write.output,
+        error=write.error,
+        now=write.now,
+    )
+    if advance is None:
+        return WriteRefused.RUN_STOPPED
+    if successor is not None:
+        insert_step_txn(
+            session,
+            run_id=write.run_id,
+            seq=successor.seq,
+            name=successor.name,
+            claimed_by=successor.claimed_by,
+            lease_seconds=successor.lease_seconds,
+            bump_last_seq=False,
+            now=write.now,
+        )
+        insert_outbox_txn(
+            session,
+            run_id=write.run_id,
+            seq=successor.seq,
+            task_name=successor.task_name,
+            queue=successor.queue,
+            priority=successor.priority,
+            dispatching_as=successor.task_id,
+            now=write.now,
+        )
+    events = _checked(write, write.events(advance.usage))
+    numbered = insert_events_txn(session, events, first_seq=advance.first_event_seq)
+    return StepWritten(events=numbered, usage=advance.usage)
+
+
+def _checked(write: StepWrite, events: Sequence[Event]) -> Sequence[Event]:
+    if len(events) != write.event_count:
+        # The numbers were reserved for event_count events: more would collide, fewer leave a gap.
+        raise ValueError(f"StepWrite.events returned {len(events)} events, not event_count={write.event_count}")
+    return events
+
+
+def numbered_events(write: StepWrite, events: Sequence[Event], *, first_seq: int) -> list[Event]:
+    """``events`` checked against ``write.event_count`` and numbered from ``first_seq``."""
+    return [event.model_copy(update={"seq": first_seq + i}) for i, event in enumerate(_checked(write, events))]

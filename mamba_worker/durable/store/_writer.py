@@ -1,0 +1,207 @@
+"""`StepWriter`: the write transactions every step makes, on the fastest path the database has.
+
+A step's claim, its model calls' and tool calls' ledger rows, and its commit run on every step
+of every run, each in a transaction of its own. On PostgreSQL with psycopg they go through
+`PgPipeline` (one or two round trips each); elsewhere through the portable ``*_txn`` writers on a
+session. Both paths write the same rows under the same guards. Everything else writes through
+`RunStore.session` and the ``*_txn`` writers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from mamba_client.schemas import Event, Usage
+from mamba_worker.durable.errors import RunNotFoundError
+from mamba_worker.durable.store._engine import is_postgresql
+from mamba_worker.durable.store._events import insert_events_txn
+from mamba_worker.durable.store._ledger import (
+    record_model_call_txn,
+    record_tool_call_finished_txn,
+    record_tool_call_started_txn,
+    restart_tool_call_txn,
+)
+from mamba_worker.durable.store._pg_pipeline import PgPipeline, RunningClaim, ToolCallStart
+from mamba_worker.durable.store._runs import reserve_events_txn
+from mamba_worker.durable.store._step_write import StepWrite, StepWritten, WriteRefused, write_step_txn
+from mamba_worker.durable.store._steps import StepClaim, claim_running_step_txn
+from mamba_worker.durable.store._tables import RunRow
+from mamba_worker.durable.store._types import utcnow
+
+
+class StepWriter:
+    """The per-step write transactions of one engine (`RunStore` is one).
+
+    Args:
+        engine: The state store's engine.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._pipeline = PgPipeline(engine) if is_postgresql(engine) and engine.dialect.driver == "psycopg" else None
+
+    def session(self) -> Session:
+        """A new session for writers; the caller opens the transaction (``with session.begin():``).
+
+        Objects stay readable after the commit (``expire_on_commit=False``).
+        """
+        return Session(self._engine, expire_on_commit=False)
+
+    @property
+    def pipelined(self) -> bool:
+        """Whether the hot-path writes go through `PgPipeline` (PostgreSQL with psycopg)."""
+        return self._pipeline is not None
+
+    def write_step(self, write: StepWrite) -> StepWritten | WriteRefused:
+        """Commit a step's rows (`StepWrite`) in one transaction; nothing is written on `WriteRefused`."""
+        if self._pipeline is not None:
+            return self._pipeline.write_step(write)
+        try:
+            with self.session() as session, session.begin():
+                written = write_step_txn(session, write)
+                if isinstance(written, WriteRefused):
+                    raise _Refused(written)  # rolls the transaction back
+        except _Refused as refused:
+            return refused.reason
+        return written
+
+    def claim_running_step(
+        self,
+        *,
+        run_id: str,
+        seq: int,
+        owner: str,
+        lease_seconds: float,
+        started: Callable[[RunRow, StepClaim], Event | None],
+        now: datetime | None = None,
+    ) -> RunningClaim | None:
+        """Claim a running run's step, read the run and record ``started``'s event, in one transaction.
+
+        The common case of a claim (`claim_running_step_txn`, then `reserve_events_txn`).
+        ``started`` builds the claim's event from the run and the claim, or returns ``None`` to
+        refuse it. ``None`` means nothing was written: the run is not running, the step is not
+        claimable, or ``started`` refused; the caller's general path finds out which.
+        """
+        now = now or utcnow()
+        if self._pipeline is not None:
+            return self._pipeline.claim_running_step(
+                run_id=run_id, seq=seq, owner=owner, lease_seconds=lease_seconds, now=now, started=started
+            )
+        try:
+            with self.session() as session, session.begin():
+                claim = claim_running_step_txn(session, run_id, seq, owner=owner, lease_seconds=lease_seconds, now=now)
+                if claim is None:
+                    return None
+                reserved = reserve_events_txn(session, run_id, events=1)
+                if reserved is None:  # cannot happen: the claim's guard saw the run in this transaction
+                    raise RunNotFoundError(f"no run with id {run_id!r}", run_id=run_id)
+                run, first = reserved
+                event = started(run, claim)
+                if event is None:
+                    raise _Refused(WriteRefused.REFUSED)  # rolls the claim back
+                [numbered] = insert_events_txn(session, [event], first_seq=first)
+        except _Refused:
+            return None
+        return RunningClaim(run=run, claim=claim, event=numbered)
+
+    def record_model_call(
+        self,
+        *,
+        run_id: str,
+        seq: int,
+        attempt: int,
+        call_index: int,
+        usage: Usage,
+        model_name: str | None,
+        response: str | None,
+        now: datetime | None = None,
+    ) -> bool:
+        """`record_model_call_txn` in a transaction of its own; whether the row was new."""
+        now = now or utcnow()
+        if self._pipeline is not None:
+            return self._pipeline.record_model_call(
+                run_id=run_id,
+                seq=seq,
+                attempt=attempt,
+                call_index=call_index,
+                usage=usage,
+                model_name=model_name,
+                response=response,
+                now=now,
+            )
+        with self.session() as session, session.begin():
+            return record_model_call_txn(
+                session,
+                run_id=run_id,
+                seq=seq,
+                attempt=attempt,
+                call_index=call_index,
+                usage=usage,
+                model_name=model_name,
+                response=response,
+                now=now,
+            )
+
+    def record_tool_call_finished(
+        self,
+        *,
+        run_id: str,
+        seq: int,
+        tool_call_id: str,
+        result: str,
+        start: ToolCallStart | None,
+        tool_name: str,
+        idempotent: bool,
+        attempt: int,
+        args: str | None,
+        now: datetime | None = None,
+    ) -> bool:
+        """A tool call's result in a transaction of its own; whether it was recorded.
+
+        With ``start`` the call's start is recorded in the same transaction (an idempotent call,
+        whose start need not be durable before it runs): ``"insert"`` a new row
+        (`record_tool_call_started_txn`), ``"restart"`` a later attempt's takeover
+        (`restart_tool_call_txn`).
+        """
+        now = now or utcnow()
+        if self._pipeline is not None:
+            return self._pipeline.record_tool_call_finished(
+                run_id=run_id,
+                seq=seq,
+                tool_call_id=tool_call_id,
+                result=result,
+                start=start,
+                tool_name=tool_name,
+                idempotent=idempotent,
+                attempt=attempt,
+                args=args,
+                now=now,
+            )
+        with self.session() as session, session.begin():
+            if start == "insert":
+                record_tool_call_started_txn(
+                    session,
+                    run_id=run_id,
+                    seq=seq,
+                    tool_call_id=tool_call_id,
+                    tool_name=tool_name,
+                    idempotent=idempotent,
+                    attempt=attempt,
+                    args=args,
+                    now=now,
+                )
+            elif start == "restart":
+                restart_tool_call_txn(session, run_id, seq, tool_call_id, attempt=attempt, now=now)
+            return record_tool_call_finished_txn(session, run_id, seq, tool_call_id, result=result, now=now)
+
+
+class _Refused(Exception):
+    """Carries a `WriteRefused` out of the transaction it rolls back."""
+
+    def __init__(self, reason: WriteRefused) -> None:
+        super().__init__(reason.value)
+        self.reason = reason

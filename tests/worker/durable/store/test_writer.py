@@ -1,0 +1,328 @@
+"""`StepWriter`: the per-step write transactions, on SQLite (``*_txn`` writers) and PostgreSQL (`PgPipeline`).
+
+Both paths must write the same rows under the same guards; every test runs on both backends.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from mamba_client.schemas import (
+    Event,
+    RunStatus,
+    RunSucceeded,
+    StepCommitted,
+    StepStarted,
+    StepStatus,
+    ToolCallStatus,
+    Usage,
+)
+from mamba_worker.durable.store import (
+    RunRow,
+    RunStore,
+    StepClaim,
+    StepWrite,
+    StepWritten,
+    SuccessorWrite,
+    WriteRefused,
+    claim_step_txn,
+    record_tool_call_started_txn,
+    update_run_txn,
+)
+from tests.worker.durable.store.conftest import MakeRun
+
+T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
+USAGE = Usage(input_tokens=100, output_tokens=20, requests=1, cost_usd=0.25)
+
+
+def _running(store: RunStore, make_run: MakeRun, *, owner: str = "w1") -> str:
+    """A running run whose step 1 (think) is claimed by ``owner`` (attempt 1)."""
+    run_id = make_run(steps=("think",))
+    with store.session() as session, session.begin():
+        update_run_txn(session, run_id, status=RunStatus.RUNNING)
+        assert claim_step_txn(session, run_id, 1, owner=owner, lease_seconds=60) == 1
+    return run_id
+
+
+def _events(run_id: str, *extra: Event) -> Callable[[Usage], Sequence[Event]]:
+    committed = StepCommitted(run_id=run_id, step_seq=1, step="think", attempt=1, next_step="act")
+    return lambda usage: [committed, *extra]
+
+
+def _next(run_id: str, *, owner: str = "w1", claimed: bool = False) -> StepWrite:
+    return StepWrite(
+        run_id=run_id,
+        seq=1,
+        owner=owner,
+        attempt=1,
+        state='{"step": 1}',
+        successor=SuccessorWrite(
+            seq=2,
+            name="act",
+            task_name="mamba.act",
+            queue="mamba",
+            priority=3,
+            task_id=f"{run_id}:2",
+            claimed_by=owner if claimed else None,
+            lease_seconds=60,
+        ),
+        event_count=1,
+        events=_events(run_id),
+        now=T0,
+    )
+
+
+def test_a_step_write_commits_the_step_state_successor_outbox_and_events(store: RunStore, make_run: MakeRun) -> None:
+    run_id = _running(store, make_run)
+
+    written = store.write_step(_next(run_id))
+
+    assert isinstance(written, StepWritten)
+    [committed] = written.events
+    assert isinstance(committed, StepCommitted) and committed.seq == 1
+    first, second = store.get_steps(run_id)
+    assert (first.status, second.status, second.name, second.attempt) == (
+        StepStatus.COMMITTED,
+        StepStatus.PENDING,
+        "act",
+        0,
+    )
+    run = store.get_run_row(run_id)
+    assert (run.state, run.last_seq, run.next_event_seq, run.status) == ('{"step": 1}', 2, 2, RunStatus.RUNNING)
+    [outbox] = store.get_stalled_dispatches(dispatched_before=datetime(2031, 1, 1, tzinfo=UTC))
+    assert (outbox.seq, outbox.task_name, outbox.priority, outbox.task_id, outbox.dispatched_at) == (
+        2,
+        "mamba.act",
+        3,
+        f"{run_id}:2",
+        T0,
+    )
+    assert [event.type for event in store.get_events(run_id)] == ["step.committed"]
+
+
+def test_a_successor_written_claimed_is_running_under_the_writers_lease(store: RunStore, make_run: MakeRun) -> None:
+    run_id = _running(store, make_run)
+
+    assert isinstance(store.write_step(_next(run_id, claimed=True)), StepWritten)
+
+    step = store.get_step_row(run_id, 2)
+    assert (step.status, step.attempt, step.lease_owner, step.started_at) == (StepStatus.RUNNING, 1, "w1", T0)
+    assert step.lease_expires_at is not None and step.lease_expires_at > T0
+
+
+def test_a_write_by_a_worker_that_lost_the_lease_writes_nothing(store: RunStore, make_run: MakeRun) -> None:
+    run_id = _running(store, make_run, owner="w1")
+
+    refused = store.write_step(_next(run_id, owner="w2"))
+
+    assert refused is WriteRefused.LEASE_LOST
+    assert [s.status for s in store.get_steps(run_id)] == [StepStatus.RUNNING]
+    assert (store.get_run_row(run_id).state, store.get_events(run_id)) == (None, [])
+
+
+def test_a_write_to_a_run_asked_to_cancel_writes_nothing(store: RunStore, make_run: MakeRun) -> None:
+    run_id = _running(store, make_run)
+    with store.session() as session, session.begin():
+        update_run_txn(session, run_id, cancel_requested=True)
+
+    refused = store.write_step(_next(run_id))
+
+    assert refused is WriteRefused.RUN_STOPPED
+    # The step's own update came first in the transaction; it was rolled back with the rest.
+    assert [s.status for s in store.get_steps(run_id)] == [StepStatus.RUNNING]
+    assert store.get_events(run_id) == []
+
+
+def test_a_final_write_reports_the_runs_usage_as_of_the_commit(store: RunStore, make_run: MakeRun) -> None:
+    run_id = _running(store, make_run)
+    assert store.record_model_call(
+        run_id=run_id, seq=1, attempt=1, call_index=0, usage=USAGE, model_name="m", response="{}"
+    )
+    committed = StepCommitted(run_id=run_id, step_seq=1, step="think", attempt=1)
+    write = StepWrite(
+        run_id=run_id,
+        seq=1,
+        owner="w1",
+        attempt=1,
+        state="{}",
+        status=RunStatus.SUCCEEDED,
+        output={"answer": 4},
+        event_count=2,
+        events=lambda usage: [committed, RunSucceeded(run_id=run_id, output={"answer": 4}, usage=usage)],
+        now=T0,
+    )
+
+    written = store.write_step(write)
+
+    assert isinstance(written, StepWritten) and written.usage == USAGE
+    run = store.get_run(run_id)
+    assert (run.status, run.output, run.finished_at, run.usage) == (RunStatus.SUCCEEDED, {"answer": 4}, T0, USAGE)
+    [_, succeeded] = store.get_events(run_id)
+    assert isinstance(succeeded, RunSucceeded) and (succeeded.seq, succeeded.usage) == (2, USAGE)
+
+
+def test_a_write_whose_events_do_not_match_their_count_fails_and_writes_nothing(
+    store: RunStore, make_run: MakeRun
+) -> None:
+    run_id = _running(store, make_run)
+    extra = StepStarted(run_id=run_id, step_seq=2, step="act", attempt=1, worker="w1")
+
+    with pytest.raises(ValueError, match="event_count=1"):
+        store.write_step(dataclasses.replace(_next(run_id), events=_events(run_id, extra)))
+
+    assert [s.status for s in store.get_steps(run_id)] == [StepStatus.RUNNING]
+
+
+def test_a_database_error_in_a_write_is_a_dbapi_error_and_rolls_back(store: RunStore, make_run: MakeRun) -> None:
+    run_id = _running(store, make_run)
+    with store.session() as session, session.begin():
+        # A step 2 that should not exist yet: the successor's insert collides with it.
+        claim_step_txn(session, run_id, 1, owner="w1", lease_seconds=60)
+        session.connection().execute(
+            sa.text(
+                "INSERT INTO steps (run_id, seq, name, status, attempt, input_tokens, output_tokens, "
+                "cache_read_tokens, cache_write_tokens, requests, cost_usd, created_at) "
+                "VALUES (:r, 2, 'act', 'pending', 0, 0, 0, 0, 0, 0, 0, :t)"
+            ),
+            {"r": run_id, "t": T0},
+        )
+
+    with pytest.raises(IntegrityError):
+        store.write_step(_next(run_id))
+
+    assert store.get_step_row(run_id, 1).status == StepStatus.RUNNING
+    # The connection went back to the pool usable: the next write on it works.
+    with store.session() as session, session.begin():
+        session.connection().execute(sa.text("DELETE FROM steps WHERE run_id = :r AND seq = 2"), {"r": run_id})
+    assert isinstance(store.write_step(_next(run_id)), StepWritten)
+
+
+def test_a_running_runs_step_is_claimed_with_its_event(store: RunStore, make_run: MakeRun) -> None:
+    run_id = make_run(steps=("think",))
+    with store.session() as session, session.begin():
+        update_run_txn(session, run_id, status=RunStatus.RUNNING, state='{"s": 0}')
+    seen: list[tuple[RunRow, StepClaim]] = []
+
+    def started(run: RunRow, claim: StepClaim) -> Event:
+        seen.append((run, claim))
+        return StepStarted(run_id=run_id, step_seq=1, step=claim.name, attempt=claim.attempt, worker="w1")
+
+    taken = store.claim_running_step(run_id=run_id, seq=1, owner="w1", lease_seconds=60, started=started, now=T0)
+
+    assert taken is not None
+    assert (taken.claim.name, taken.claim.attempt, taken.event.seq) == ("think", 1, 1)
+    [(run, _)] = seen
+    # The run is read as the ORM would load it: typed columns decoded.
+    assert (run.status, run.state, run.tools, run.created_at.tzinfo) == (RunStatus.RUNNING, '{"s": 0}', [], UTC)
+    step = store.get_step_row(run_id, 1)
+    assert (step.status, step.lease_owner, step.attempt) == (StepStatus.RUNNING, "w1", 1)
+    assert [event.type for event in store.get_events(run_id)] == ["step.started"]
+
+
+def test_a_refused_claim_writes_nothing(store: RunStore, make_run: MakeRun) -> None:
+    run_id = make_run(steps=("think",))
+    with store.session() as session, session.begin():
+        update_run_txn(session, run_id, status=RunStatus.RUNNING)
+
+    taken = store.claim_running_step(run_id=run_id, seq=1, owner="w1", lease_seconds=60, started=lambda run, c: None)
+
+    assert taken is None
+    step = store.get_step_row(run_id, 1)
+    assert (step.status, step.attempt, store.get_run_row(run_id).next_event_seq) == (StepStatus.PENDING, 0, 1)
+
+
+def test_the_claim_fast_path_does_not_apply_to_a_pending_run(store: RunStore, make_run: MakeRun) -> None:
+    run_id = make_run(steps=("think",))
+
+    def started(run: RunRow, claim: StepClaim) -> Event:
+        raise AssertionError("not called: the run is not running")
+
+    assert store.claim_running_step(run_id=run_id, seq=1, owner="w1", lease_seconds=60, started=started) is None
+    assert store.get_step_row(run_id, 1).status == StepStatus.PENDING
+
+
+def test_a_model_call_is_counted_once(store: RunStore, make_run: MakeRun) -> None:
+    run_id = _running(store, make_run)
+
+    def record() -> bool:
+        return store.record_model_call(
+            run_id=run_id, seq=1, attempt=1, call_index=0, usage=USAGE, model_name="m", response='{"r": 1}'
+        )
+
+    assert record()
+    assert not record()
+    assert store.get_run(run_id).usage == USAGE
+    assert store.get_step_row(run_id, 1).usage == USAGE
+    [call] = store.get_model_calls(run_id, 1)
+    assert (call.model_name, call.response, call.usage) == ("m", '{"r": 1}', USAGE)
+
+
+@pytest.mark.parametrize("idempotent", [True, False])
+def test_a_tool_calls_start_is_written_with_its_result(store: RunStore, make_run: MakeRun, idempotent: bool) -> None:
+    run_id = _running(store, make_run)
+
+    recorded = store.record_tool_call_finished(
+        run_id=run_id,
+        seq=1,
+        tool_call_id="c1",
+        result='"ok"',
+        start="insert",
+        tool_name="lookup",
+        idempotent=idempotent,
+        attempt=1,
+        args='{"q": 1}',
+        now=T0,
+    )
+
+    assert recorded
+    [call] = store.get_tool_calls(run_id, 1)
+    assert (call.status, call.result, call.args, call.idempotent, call.finished_at) == (
+        ToolCallStatus.FINISHED,
+        '"ok"',
+        '{"q": 1}',
+        idempotent,
+        T0,
+    )
+
+
+def test_a_later_attempt_takes_an_unfinished_call_over_and_finishes_it(store: RunStore, make_run: MakeRun) -> None:
+    run_id = _running(store, make_run)
+    common = {"run_id": run_id, "seq": 1, "tool_call_id": "c1", "tool_name": "lookup", "idempotent": True}
+    # Attempt 1 crashed mid-call: its row says started.
+    with store.session() as session, session.begin():
+        record_tool_call_started_txn(session, **common, attempt=1, args=None)
+
+    assert store.record_tool_call_finished(**common, result='"y"', start="restart", attempt=2, args=None)
+
+    [call] = store.get_tool_calls(run_id, 1)
+    assert (call.status, call.attempt, call.result) == (ToolCallStatus.FINISHED, 2, '"y"')
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_a_lost_postgresql_connection_fails_one_write_and_the_next_one_reconnects(
+    store: RunStore, make_run: MakeRun, engine: Engine
+) -> None:
+    run_id = _running(store, make_run)
+    assert store.pipelined
+    # Every pooled connection of the store's engine is killed, as a server restart would.
+    with sa.create_engine(engine.url, poolclass=sa.NullPool).connect() as admin:
+        admin.execute(
+            sa.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+        admin.commit()
+
+    with pytest.raises(DBAPIError) as raised:
+        store.write_step(_next(run_id))
+
+    assert raised.value.connection_invalidated or "terminat" in str(raised.value).lower()
+    assert isinstance(store.write_step(_next(run_id)), StepWritten)
