@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 
+from pydantic import BaseModel
 from sqlmodel import Session
 
 from mamba_client.schemas import (
@@ -72,6 +73,8 @@ class ClaimedStep:
     attempt: int
     state: str | None
     """The workflow state the step starts from (JSON text; ``None`` only for a damaged run)."""
+    loaded: BaseModel | None = None
+    """`state` already parsed: the object an inline predecessor just committed (saves a parse)."""
 
 
 class StepClaimer:

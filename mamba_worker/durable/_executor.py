@@ -24,6 +24,8 @@ import time
 import traceback
 from datetime import timedelta
 
+from pydantic import BaseModel
+
 from mamba_client.schemas import (
     ErrorBody,
     Event,
@@ -118,7 +120,7 @@ class StepExecutor:
             fault(FaultPoint.AFTER_CLAIM)
             inline_ok = budget > 0 and time.monotonic() < chain_deadline
             try:
-                outcome, state = await self._run_and_commit(claimed, inline_ok=inline_ok)
+                outcome, state, loaded = await self._run_and_commit(claimed, inline_ok=inline_ok)
             except LeaseLostError as error:
                 logger.warning("%s", error)
                 return StepOutcome.LEASE_LOST
@@ -147,10 +149,16 @@ class StepExecutor:
                     priority=successor.priority,
                 )
                 return StepOutcome.COMMITTED
-            # Claimed in the commit: run it here, from the state just committed.
+            # Claimed in the commit: run it here, from the state just committed. The state object
+            # is exactly what was dumped and committed, so it is reused instead of parsed again.
             budget -= 1
             claimed = ClaimedStep(
-                run=claimed.run, seq=successor.seq, name=successor.step, attempt=successor.claimed_attempt, state=state
+                run=claimed.run,
+                seq=successor.seq,
+                name=successor.step,
+                attempt=successor.claimed_attempt,
+                state=state,
+                loaded=loaded,
             )
 
     def _runs_inline(self, workflow: str, step: str) -> bool:
@@ -159,15 +167,15 @@ class StepExecutor:
 
     # -- run and commit ----------------------------------------------------------------------
 
-    async def _run_and_commit(self, claimed: ClaimedStep, *, inline_ok: bool) -> tuple[CommitOutcome, str]:
-        """Run the claimed step and commit it; the outcome and the state committed (JSON text)."""
+    async def _run_and_commit(self, claimed: ClaimedStep, *, inline_ok: bool) -> tuple[CommitOutcome, str, BaseModel]:
+        """Run the claimed step and commit it; the outcome and the state committed (JSON text and object)."""
         rt = self._rt
         run, seq, name, attempt = claimed.run, claimed.seq, claimed.name, claimed.attempt
         workflow = rt.registry.build_workflow(run.workflow, run.options, rt.prompts)
         if claimed.state is None:
             raise ConfigurationError(f"run {run.id!r} has no state to continue from")
         check_run_limits(workflow.config, run.options, run_id=run.id, seq=seq, created_at=run.created_at, now=utcnow())
-        state = workflow.load_state(claimed.state)
+        state = claimed.loaded if claimed.loaded is not None else workflow.load_state(claimed.state)
         react = getattr(workflow, "react_config", None)
         compaction = getattr(react, "compaction", None) or rt.settings.context
         ratio = getattr(react, "compact_threshold_ratio", 1.0)
@@ -221,7 +229,7 @@ class StepExecutor:
             usage=ctx.usage,
             claim_next_for=rt.runtime.lease_seconds if claim_next else None,
         )
-        return commit_step(rt.store, commit), commit.state
+        return commit_step(rt.store, commit), commit.state, state
 
     # -- the ways a step does not commit -----------------------------------------------------
 
