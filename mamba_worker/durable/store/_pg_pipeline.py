@@ -1,12 +1,12 @@
-"""`PgPipeline`: the hot write transactions on PostgreSQL, in psycopg's pipeline mode.
+"""`PgPipeline`: the per-step write transactions on PostgreSQL, with psycopg, in few statements.
 
 Why this exists: through SQLAlchemy every statement is its own round trip (psycopg even sends
-``BEGIN`` on its own), and each costs about 0.1 ms of client CPU in SQLAlchemy's execution path.
-A step commit was 7 round trips; a model call's ledger, 5. In pipeline mode psycopg queues the
-statements and sends them together, so a step commit takes two round trips (the guards, then the
-inserts with ``COMMIT``) and a ledger write one. The statements are the same ones the portable
-``*_txn`` writers make (`write_step_txn`, `record_model_call_txn`, the tool-call writers), written
-out as SQL text once; psycopg prepares them server-side after a few uses.
+``BEGIN`` on its own) and costs about 0.1 ms of client CPU, and on the server each statement costs
+about as much as a round trip. A step commit was nine statements; a model call's ledger, five.
+Here the ``*_txn`` writers' statements are folded into data-modifying CTEs (``_pg_sql``) and sent
+in psycopg's pipeline mode: a step commit is ``BEGIN`` + the guards (one statement), then the
+inserts (one statement) + ``COMMIT``, in two round trips; a ledger row is one autocommitted
+statement. psycopg prepares the statements server-side after a few uses.
 
 The connection comes from the engine's pool (`Engine.raw_connection`) and goes back idle. A
 psycopg error is re-raised as SQLAlchemy's `DBAPIError` (what the runtime classifies as
@@ -28,87 +28,23 @@ from sqlalchemy import Column, Engine
 from sqlalchemy.exc import DBAPIError
 
 from mamba_client.schemas import Event, RunStatus, StepStatus, Usage
+from mamba_worker.durable.store._pg_sql import (
+    CLAIM_RUNNING,
+    FINISH_TOOL_CALL,
+    INSERT_EVENT,
+    RECORD_MODEL_CALL,
+    RESTART_TOOL_CALL,
+    RUN_COLUMNS,
+    START_AND_FINISH_TOOL_CALL,
+    USAGE,
+    step_guard,
+    step_inserts,
+)
 from mamba_worker.durable.store._runs import UNSET
 from mamba_worker.durable.store._step_write import StepWrite, StepWritten, WriteRefused, numbered_events
 from mamba_worker.durable.store._steps import StepClaim
 from mamba_worker.durable.store._tables import RUNS, RunRow
 from mamba_worker.durable.store._types import JSONText
-
-_USAGE = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "requests", "cost_usd")
-
-_MARK_COMMITTED = (
-    "UPDATE steps SET status = 'committed', lease_owner = NULL, lease_expires_at = NULL, finished_at = %(now)s "
-    "WHERE run_id = %(run_id)s AND seq = %(seq)s AND status = 'running' AND lease_owner = %(owner)s "
-    "AND attempt = %(attempt)s"
-)
-_INSERT_STEP = (
-    "INSERT INTO steps (run_id, seq, name, status, attempt, lease_owner, lease_expires_at, started_at, checkpoint, "
-    "input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, requests, cost_usd, created_at) "
-    "VALUES (%(run_id)s, %(seq)s, %(name)s, %(status)s, %(attempt)s, %(lease_owner)s, %(lease_expires_at)s, "
-    "%(started_at)s, NULL, 0, 0, 0, 0, 0, 0, %(now)s)"
-)
-_INSERT_OUTBOX = (
-    "INSERT INTO outbox (run_id, seq, task_name, queue, priority, attempt, task_id, created_at, queued_at, "
-    "not_before, dispatched_at) VALUES (%(run_id)s, %(seq)s, %(task_name)s, %(queue)s, %(priority)s, 1, "
-    "%(task_id)s, %(now)s, %(now)s, NULL, %(now)s) ON CONFLICT (run_id, seq) DO NOTHING"
-)
-_INSERT_EVENT = (
-    "INSERT INTO events (run_id, seq, type, payload, created_at) "
-    "VALUES (%(run_id)s, %(seq)s, %(type)s, %(payload)s, %(created_at)s)"
-)
-# The ledger of a model call: the row, and only if it is new, the step's and the run's totals.
-# One statement, so the "only if new" needs no round trip in between.
-_RECORD_MODEL_CALL = (
-    "WITH ins AS (INSERT INTO model_calls (run_id, seq, attempt, call_index, model_name, "
-    + ", ".join(_USAGE)
-    + ", response, superseded, created_at) VALUES (%(run_id)s, %(seq)s, %(attempt)s, %(call_index)s, "
-    "%(model_name)s, " + ", ".join(f"%({name})s" for name in _USAGE) + ", %(response)s, false, %(now)s) "
-    "ON CONFLICT (run_id, seq, attempt, call_index) DO NOTHING RETURNING " + ", ".join(_USAGE) + "), "
-    "s AS (UPDATE steps SET "
-    + ", ".join(f"{name} = steps.{name} + ins.{name}" for name in _USAGE)
-    + " FROM ins WHERE steps.run_id = %(run_id)s AND steps.seq = %(seq)s), "
-    "r AS (UPDATE runs SET "
-    + ", ".join(f"{name} = runs.{name} + ins.{name}" for name in _USAGE)
-    + " FROM ins WHERE runs.id = %(run_id)s) SELECT count(*) FROM ins"
-)
-_START_TOOL_CALL = (
-    "INSERT INTO tool_calls (run_id, seq, tool_call_id, tool_name, idempotent, status, attempt, args, result, "
-    "error, started_at, finished_at) VALUES (%(run_id)s, %(seq)s, %(tool_call_id)s, %(tool_name)s, "
-    "%(idempotent)s, 'started', %(attempt)s, %(args)s, NULL, NULL, %(now)s, NULL) "
-    "ON CONFLICT (run_id, seq, tool_call_id) DO NOTHING"
-)
-_RESTART_TOOL_CALL = (
-    "UPDATE tool_calls SET status = 'started', attempt = %(attempt)s, started_at = %(now)s, error = NULL "
-    "WHERE run_id = %(run_id)s AND seq = %(seq)s AND tool_call_id = %(tool_call_id)s "
-    "AND status IN ('started', 'in_doubt', 'failed') AND attempt < %(attempt)s"
-)
-_FINISH_TOOL_CALL = (
-    "UPDATE tool_calls SET status = 'finished', result = %(result)s, error = NULL, finished_at = %(now)s "
-    "WHERE run_id = %(run_id)s AND seq = %(seq)s AND tool_call_id = %(tool_call_id)s "
-    "AND status IN ('started', 'in_doubt')"
-)
-
-_CLAIM_RUNNING = (
-    "UPDATE steps SET status = 'running', lease_owner = %(owner)s, lease_expires_at = %(expires)s, "
-    "attempt = attempt + 1, started_at = %(now)s WHERE run_id = %(run_id)s AND seq = %(seq)s "
-    "AND (status IN ('pending', 'dispatched') OR (status = 'running' AND lease_expires_at < %(now)s)) "
-    "AND EXISTS (SELECT 1 FROM runs WHERE runs.id = steps.run_id AND runs.status = 'running' "
-    "AND runs.cancel_requested IS false) RETURNING attempt, name"
-)
-_RUN_COLUMNS = tuple(RUNS.c)
-_RESERVE_EVENT = "UPDATE runs SET next_event_seq = next_event_seq + 1 WHERE id = %(run_id)s RETURNING " + ", ".join(
-    column.name for column in _RUN_COLUMNS
-)
-
-# The ledger rows that may be lost if the *database server* crashes (not the worker) commit without
-# waiting for their WAL flush: the step's own commit, which is synchronous, flushes them with it
-# (WAL is written in order), so only a server crash between the ledger write and the step's commit
-# loses one, and then the step has not committed either and runs again. What that costs: a model
-# call's usage is missed from the totals, an idempotent tool call runs again. A worker crash loses
-# nothing (the server has the row). A non-idempotent call's ledger stays synchronous: it is what
-# keeps the call from running twice. This saves the flush wait (about half of a small write
-# transaction here) on every think and act step.
-_ASYNC_COMMIT = "SET LOCAL synchronous_commit = off"
 
 _UNKNOWN = object()
 
@@ -128,7 +64,7 @@ class RunningClaim:
 
 
 class PgPipeline:
-    """Writes the hot transactions of one PostgreSQL engine in pipeline mode.
+    """Writes the per-step transactions of one PostgreSQL engine.
 
     Args:
         engine: A ``postgresql+psycopg`` engine (its pool lends the connections).
@@ -143,10 +79,13 @@ class PgPipeline:
         self._processors: dict[str, Any] = {}
 
     @contextmanager
-    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+    def _connection(self, *, autocommit: bool = False) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection, returned idle; with ``autocommit`` each statement is its own transaction."""
         pooled = self._engine.raw_connection()
         conn: psycopg.Connection[Any] = pooled.driver_connection  # type: ignore[assignment]
         try:
+            if autocommit:
+                conn.autocommit = True
             yield conn
         except psycopg.Error as error:
             if self._dialect.is_disconnect(cast(Any, error), pooled, None):
@@ -157,17 +96,19 @@ class PgPipeline:
             elif not conn.closed:
                 conn.rollback()
             raise DBAPIError.instance(
-                "<pipelined step write>", None, error, psycopg.Error, hide_parameters=True, dialect=self._dialect
+                "<per-step write>", None, error, psycopg.Error, hide_parameters=True, dialect=self._dialect
             ) from error
         except BaseException:
             if not conn.closed:
                 conn.rollback()
             raise
         finally:
+            if autocommit and not conn.closed:
+                conn.autocommit = False  # the pool lends it to SQLAlchemy next, which expects this
             pooled.close()
 
     def write_step(self, write: StepWrite) -> StepWritten | WriteRefused:
-        """`write_step_txn`'s rows in one transaction and two round trips: the guards, then the rest."""
+        """`write_step_txn`'s rows in one transaction: the guards, then the inserts with ``COMMIT``."""
         params: dict[str, Any] = {
             "run_id": write.run_id,
             "seq": write.seq,
@@ -177,99 +118,48 @@ class PgPipeline:
             "state": write.state,
             "events": write.event_count,
         }
+        successor = write.successor
+        guard = step_guard(self._run_sets(write, params))
         with self._connection() as conn, conn.pipeline() as pipeline:
-            marked = conn.execute(_MARK_COMMITTED, params)
-            advanced = conn.execute(self._advance_sql(write, params), params)
+            guarded = conn.execute(guard, params)
             pipeline.sync()
-            if marked.rowcount != 1 or (row := advanced.fetchone()) is None:
+            row = guarded.fetchone()
+            assert row is not None  # the statement always returns one row
+            if row[0] != 1 or row[1] is None:
                 conn.rollback()
-                return WriteRefused.LEASE_LOST if marked.rowcount != 1 else WriteRefused.RUN_STOPPED
-            usage = Usage(**dict(zip(_USAGE, row[1:], strict=True)))
-            successor = write.successor
+                return WriteRefused.LEASE_LOST if row[0] != 1 else WriteRefused.RUN_STOPPED
+            usage = Usage(**dict(zip(USAGE, row[2:], strict=True)))
+            events = numbered_events(write, write.events(usage), first_seq=row[1] - write.event_count)
             if successor is not None:
                 claimed = successor.claimed_by is not None
-                step = {
-                    "run_id": write.run_id,
-                    "seq": successor.seq,
-                    "name": successor.name,
-                    "status": (StepStatus.RUNNING if claimed else StepStatus.PENDING).value,
-                    "attempt": 1 if claimed else 0,
-                    "lease_owner": successor.claimed_by,
-                    "lease_expires_at": write.now + timedelta(seconds=successor.lease_seconds) if claimed else None,
-                    "started_at": write.now if claimed else None,
-                    "now": write.now,
-                }
-                conn.execute(_INSERT_STEP, step)
-                outbox = {
-                    "run_id": write.run_id,
-                    "seq": successor.seq,
+                params |= {
+                    "next_seq": successor.seq,
+                    "next_name": successor.name,
+                    "next_status": (StepStatus.RUNNING if claimed else StepStatus.PENDING).value,
+                    "next_attempt": 1 if claimed else 0,
+                    "next_owner": successor.claimed_by,
+                    "next_expires": write.now + timedelta(seconds=successor.lease_seconds) if claimed else None,
+                    "next_started": write.now if claimed else None,
                     "task_name": successor.task_name,
                     "queue": successor.queue,
                     "priority": successor.priority,
                     "task_id": successor.task_id,
-                    "now": write.now,
                 }
-                conn.execute(_INSERT_OUTBOX, outbox)
-            events = numbered_events(write, write.events(usage), first_seq=row[0] - write.event_count)
             if events:
-                conn.cursor().executemany(_INSERT_EVENT, [_event_params(event) for event in events])
+                params |= {
+                    "event_seqs": [event.seq for event in events],
+                    "event_types": [event.type for event in events],
+                    "event_payloads": [event.model_dump_json() for event in events],
+                    "event_times": [event.ts for event in events],
+                }
+            inserts = step_inserts(successor=successor is not None, events=bool(events))
+            if inserts is not None:
+                conn.execute(inserts, params)
             conn.commit()
         return StepWritten(events=events, usage=usage)
 
-    def claim_running_step(
-        self,
-        *,
-        run_id: str,
-        seq: int,
-        owner: str,
-        lease_seconds: float,
-        now: datetime,
-        started: Callable[[RunRow, StepClaim], Event | None],
-    ) -> RunningClaim | None:
-        """`claim_running_step_txn`, `reserve_events_txn` and the one event, in two round trips.
-
-        ``None`` (nothing written) when the fast path does not apply or ``started`` refuses.
-        """
-        params = {
-            "run_id": run_id,
-            "seq": seq,
-            "owner": owner,
-            "now": now,
-            "expires": now + timedelta(seconds=lease_seconds),
-        }
-        with self._connection() as conn, conn.pipeline() as pipeline:
-            claimed = conn.execute(_CLAIM_RUNNING, params)
-            reserved = conn.execute(_RESERVE_EVENT, params)
-            pipeline.sync()
-            claim_row, run_row = claimed.fetchone(), reserved.fetchone()
-            if claim_row is None or run_row is None:
-                conn.rollback()
-                return None
-            run = RunRow(
-                **{
-                    column.name: self._decode(column, value)
-                    for column, value in zip(_RUN_COLUMNS, run_row, strict=True)
-                }
-            )
-            claim = StepClaim(attempt=claim_row[0], name=claim_row[1])
-            event = started(run, claim)
-            if event is None:
-                conn.rollback()
-                return None
-            event = event.model_copy(update={"seq": run.next_event_seq - 1})
-            conn.execute(_INSERT_EVENT, _event_params(event))
-            conn.commit()
-        return RunningClaim(run=run, claim=claim, event=event)
-
-    def _decode(self, column: Column[Any], value: Any) -> Any:
-        """A value as SQLAlchemy would have loaded it (JSON documents, enums, UTC datetimes)."""
-        processor = self._processors.get(column.name, _UNKNOWN)
-        if processor is _UNKNOWN:
-            processor = self._processors[column.name] = column.type.result_processor(self._dialect, None)
-        return value if processor is None else processor(value)
-
-    def _advance_sql(self, write: StepWrite, params: dict[str, Any]) -> str:
-        """`advance_run_txn`'s ``UPDATE runs ... RETURNING``, with the columns this write sets."""
+    def _run_sets(self, write: StepWrite, params: dict[str, Any]) -> list[str]:
+        """`advance_run_txn`'s ``SET`` list for this write (its parameters go into ``params``)."""
         sets = ["state = %(state)s", "updated_at = %(now)s", "next_event_seq = next_event_seq + %(events)s"]
         if write.successor is not None:
             sets.append("last_seq = %(last_seq)s")
@@ -284,10 +174,55 @@ class PgPipeline:
         if write.error is not UNSET:
             sets.append("error = %(error)s")
             params["error"] = self._error_type.process_bind_param(write.error, self._dialect)
-        return (
-            f"UPDATE runs SET {', '.join(sets)} WHERE id = %(run_id)s AND status = 'running' "
-            f"AND cancel_requested IS false RETURNING next_event_seq, {', '.join(_USAGE)}"
-        )
+        return sets
+
+    def claim_running_step(
+        self,
+        *,
+        run_id: str,
+        seq: int,
+        owner: str,
+        lease_seconds: float,
+        now: datetime,
+        started: Callable[[RunRow, StepClaim], Event | None],
+    ) -> RunningClaim | None:
+        """The claim and the run read back (one statement), then the event with ``COMMIT``.
+
+        ``None`` (nothing written) when the fast path does not apply or ``started`` refuses.
+        """
+        params = {
+            "run_id": run_id,
+            "seq": seq,
+            "owner": owner,
+            "now": now,
+            "expires": now + timedelta(seconds=lease_seconds),
+        }
+        with self._connection() as conn, conn.pipeline() as pipeline:
+            claimed = conn.execute(CLAIM_RUNNING, params)
+            pipeline.sync()
+            row = claimed.fetchone()
+            if row is None:
+                conn.rollback()
+                return None
+            run = RunRow(
+                **{column.name: self._decode(column, value) for column, value in zip(RUN_COLUMNS, row[2:], strict=True)}
+            )
+            claim = StepClaim(attempt=row[0], name=row[1])
+            event = started(run, claim)
+            if event is None:
+                conn.rollback()
+                return None
+            event = event.model_copy(update={"seq": run.next_event_seq - 1})
+            conn.execute(INSERT_EVENT, _event_params(event))
+            conn.commit()
+        return RunningClaim(run=run, claim=claim, event=event)
+
+    def _decode(self, column: Column[Any], value: Any) -> Any:
+        """A value as SQLAlchemy would have loaded it (JSON documents, enums, UTC datetimes)."""
+        processor = self._processors.get(column.name, _UNKNOWN)
+        if processor is _UNKNOWN:
+            processor = self._processors[column.name] = column.type.result_processor(self._dialect, None)
+        return value if processor is None else processor(value)
 
     def record_model_call(
         self,
@@ -301,10 +236,7 @@ class PgPipeline:
         response: str | None,
         now: datetime,
     ) -> bool:
-        """`record_model_call_txn` in one statement and one round trip; whether the row was new.
-
-        Committed without waiting for the WAL flush (see ``_ASYNC_COMMIT``).
-        """
+        """`record_model_call_txn` as one autocommitted statement; whether the row was new."""
         params = {
             "run_id": run_id,
             "seq": seq,
@@ -313,13 +245,10 @@ class PgPipeline:
             "model_name": model_name,
             "response": response,
             "now": now,
-            **{name: getattr(usage, name) for name in _USAGE},
+            **{name: getattr(usage, name) for name in USAGE},
         }
-        with self._connection() as conn, conn.pipeline():
-            conn.execute(_ASYNC_COMMIT)
-            inserted = conn.execute(_RECORD_MODEL_CALL, params)
-            conn.commit()
-            row = inserted.fetchone()
+        with self._connection(autocommit=True) as conn:
+            row = conn.execute(RECORD_MODEL_CALL, params).fetchone()
         return row is not None and row[0] == 1
 
     def record_tool_call_finished(
@@ -336,10 +265,7 @@ class PgPipeline:
         args: str | None,
         now: datetime,
     ) -> bool:
-        """A call's result, and with ``start`` its start too, in one transaction and one round trip.
-
-        An idempotent call's is committed without waiting for the WAL flush (see ``_ASYNC_COMMIT``).
-        """
+        """A call's result, and with ``start`` its start too, in one transaction (one statement but for a restart)."""
         params = {
             "run_id": run_id,
             "seq": seq,
@@ -351,19 +277,18 @@ class PgPipeline:
             "result": result,
             "now": now,
         }
-        with self._connection() as conn, conn.pipeline():
-            if idempotent:
-                conn.execute(_ASYNC_COMMIT)
-            if start == "insert":
-                conn.execute(_START_TOOL_CALL, params)
-            elif start == "restart":
-                conn.execute(_RESTART_TOOL_CALL, params)
-            finished = conn.execute(_FINISH_TOOL_CALL, params)
-            conn.commit()
-        return finished.rowcount == 1
+        if start == "restart":
+            with self._connection() as conn, conn.pipeline():
+                conn.execute(RESTART_TOOL_CALL, params)
+                finished = conn.execute(FINISH_TOOL_CALL, params)
+                conn.commit()
+            return finished.rowcount == 1
+        statement = START_AND_FINISH_TOOL_CALL if start == "insert" else FINISH_TOOL_CALL
+        with self._connection(autocommit=True) as conn:
+            return conn.execute(statement, params).rowcount == 1
 
 
-def _event_params(event: Any) -> dict[str, Any]:
+def _event_params(event: Event) -> dict[str, Any]:
     return {
         "run_id": event.run_id,
         "seq": event.seq,

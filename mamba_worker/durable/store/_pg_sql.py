@@ -1,0 +1,128 @@
+"""The SQL text `PgPipeline` sends: the ``*_txn`` writers' statements, folded into as few as possible.
+
+On PostgreSQL each statement costs the server about as much as a round trip (0.1-0.15 ms on the
+benchmark machine), so the per-step writes are folded into data-modifying CTEs: a step commit is
+``BEGIN``, one guard statement, one insert statement and ``COMMIT``, where the ``*_txn`` writers
+make seven to ten statements. Each statement here says which writers it stands for; the status
+values are the `mamba_client.schemas` enums' (``tests/worker/durable/store/test_pg_sql.py`` keeps
+them equal).
+"""
+
+from __future__ import annotations
+
+from mamba_worker.durable.store._tables import RUNS
+
+USAGE = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "requests", "cost_usd")
+"""The usage columns of ``runs``, ``steps`` and ``model_calls``, in this order."""
+
+RUN_COLUMNS = tuple(RUNS.c)
+"""Every column of ``runs``, in the order `CLAIM_RUNNING` returns them (after the claim's two)."""
+
+_HELD = (
+    "run_id = %(run_id)s AND seq = %(seq)s AND status = 'running' AND lease_owner = %(owner)s AND attempt = %(attempt)s"
+)
+
+
+def step_guard(run_sets: list[str]) -> str:
+    """`mark_step_committed_txn` + `advance_run_txn`: both guards, the run's new values, its totals.
+
+    One row: how many steps were marked (0: the lease is lost), then the run's new
+    ``next_event_seq`` and usage totals (NULL: the run stopped). The run is only updated when the
+    step was marked. Guard failures are left for the caller to roll back: the statement runs in
+    its transaction, which the caller commits only when both guards held.
+    """
+    return (
+        "WITH s AS (UPDATE steps SET status = 'committed', lease_owner = NULL, lease_expires_at = NULL, "
+        f"finished_at = %(now)s WHERE {_HELD} RETURNING 1), "
+        f"r AS (UPDATE runs SET {', '.join(run_sets)} WHERE id = %(run_id)s AND status = 'running' "
+        "AND cancel_requested IS false AND EXISTS (SELECT 1 FROM s) "
+        f"RETURNING next_event_seq, {', '.join(USAGE)}) "
+        f"SELECT (SELECT count(*) FROM s), r.next_event_seq, {', '.join('r.' + name for name in USAGE)} "
+        "FROM (SELECT 1) AS one LEFT JOIN r ON true"
+    )
+
+
+_INSERT_STEP = (
+    "st AS (INSERT INTO steps (run_id, seq, name, status, attempt, lease_owner, lease_expires_at, started_at, "
+    "checkpoint, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, requests, cost_usd, "
+    "created_at) VALUES (%(run_id)s, %(next_seq)s, %(next_name)s, %(next_status)s, %(next_attempt)s, "
+    "%(next_owner)s, %(next_expires)s, %(next_started)s, NULL, 0, 0, 0, 0, 0, 0, %(now)s) RETURNING run_id, seq)"
+)
+# The outbox row is stamped dispatched (attempt 1, the task id): the writer sends right after.
+# Its foreign key to the step inserted in `_INSERT_STEP` is checked at the end of the statement.
+_INSERT_OUTBOX = (
+    "ob AS (INSERT INTO outbox (run_id, seq, task_name, queue, priority, attempt, task_id, created_at, "
+    "queued_at, not_before, dispatched_at) SELECT st.run_id, st.seq, %(task_name)s, %(queue)s, %(priority)s, "
+    "1, %(task_id)s, %(now)s, %(now)s, NULL, %(now)s FROM st ON CONFLICT (run_id, seq) DO NOTHING RETURNING 1)"
+)
+_INSERT_EVENTS = (
+    "INSERT INTO events (run_id, seq, type, payload, created_at) SELECT %(run_id)s, e.seq, e.type, e.payload, "
+    "e.created_at FROM unnest(%(event_seqs)s::bigint[], %(event_types)s::text[], %(event_payloads)s::text[], "
+    "%(event_times)s::timestamptz[]) AS e(seq, type, payload, created_at)"
+)
+
+
+def step_inserts(*, successor: bool, events: bool) -> str | None:
+    """`insert_step_txn` + `insert_outbox_txn` + `insert_events_txn` in one statement (``None``: nothing to insert)."""
+    ctes = [_INSERT_STEP, _INSERT_OUTBOX] if successor else []
+    if events:
+        return (f"WITH {', '.join(ctes)} " if ctes else "") + _INSERT_EVENTS
+    if ctes:
+        return f"WITH {', '.join(ctes)} SELECT count(*) FROM ob"
+    return None
+
+
+INSERT_EVENT = (
+    "INSERT INTO events (run_id, seq, type, payload, created_at) "
+    "VALUES (%(run_id)s, %(seq)s, %(type)s, %(payload)s, %(created_at)s)"
+)
+
+CLAIM_RUNNING = (
+    # `claim_running_step_txn` + `reserve_events_txn`: the claim, guarded by the run's status, and
+    # only if it was made, the run's next event number reserved and the whole run read back.
+    "WITH c AS (UPDATE steps SET status = 'running', lease_owner = %(owner)s, lease_expires_at = %(expires)s, "
+    "attempt = attempt + 1, started_at = %(now)s WHERE run_id = %(run_id)s AND seq = %(seq)s "
+    "AND (status IN ('pending', 'dispatched') OR (status = 'running' AND lease_expires_at < %(now)s)) "
+    "AND EXISTS (SELECT 1 FROM runs WHERE runs.id = steps.run_id AND runs.status = 'running' "
+    "AND runs.cancel_requested IS false) RETURNING attempt, name), "
+    "r AS (UPDATE runs SET next_event_seq = next_event_seq + 1 WHERE id = %(run_id)s "
+    f"AND EXISTS (SELECT 1 FROM c) RETURNING {', '.join(column.name for column in RUN_COLUMNS)}) "
+    f"SELECT c.attempt, c.name, {', '.join('r.' + column.name for column in RUN_COLUMNS)} FROM c JOIN r ON true"
+)
+
+RECORD_MODEL_CALL = (
+    # `record_model_call_txn`: the row, and only if it is new, the step's and the run's totals.
+    "WITH ins AS (INSERT INTO model_calls (run_id, seq, attempt, call_index, model_name, "
+    + ", ".join(USAGE)
+    + ", response, superseded, created_at) VALUES (%(run_id)s, %(seq)s, %(attempt)s, %(call_index)s, "
+    "%(model_name)s, " + ", ".join(f"%({name})s" for name in USAGE) + ", %(response)s, false, %(now)s) "
+    "ON CONFLICT (run_id, seq, attempt, call_index) DO NOTHING RETURNING " + ", ".join(USAGE) + "), "
+    "s AS (UPDATE steps SET "
+    + ", ".join(f"{name} = steps.{name} + ins.{name}" for name in USAGE)
+    + " FROM ins WHERE steps.run_id = %(run_id)s AND steps.seq = %(seq)s), "
+    "r AS (UPDATE runs SET "
+    + ", ".join(f"{name} = runs.{name} + ins.{name}" for name in USAGE)
+    + " FROM ins WHERE runs.id = %(run_id)s) SELECT count(*) FROM ins"
+)
+
+_CALL = "run_id = %(run_id)s AND seq = %(seq)s AND tool_call_id = %(tool_call_id)s"
+
+START_AND_FINISH_TOOL_CALL = (
+    # `record_tool_call_started_txn` then `record_tool_call_finished_txn`: a new row is inserted
+    # finished; a row already there (``started`` or ``in_doubt``) is finished; a finished one stays.
+    "INSERT INTO tool_calls AS t (run_id, seq, tool_call_id, tool_name, idempotent, status, attempt, args, "
+    "result, error, started_at, finished_at) VALUES (%(run_id)s, %(seq)s, %(tool_call_id)s, %(tool_name)s, "
+    "%(idempotent)s, 'finished', %(attempt)s, %(args)s, %(result)s, NULL, %(now)s, %(now)s) "
+    "ON CONFLICT (run_id, seq, tool_call_id) DO UPDATE SET status = 'finished', result = EXCLUDED.result, "
+    "error = NULL, finished_at = EXCLUDED.finished_at WHERE t.status IN ('started', 'in_doubt')"
+)
+RESTART_TOOL_CALL = (
+    # `restart_tool_call_txn`.
+    "UPDATE tool_calls SET status = 'started', attempt = %(attempt)s, started_at = %(now)s, error = NULL "
+    f"WHERE {_CALL} AND status IN ('started', 'in_doubt', 'failed') AND attempt < %(attempt)s"
+)
+FINISH_TOOL_CALL = (
+    # `record_tool_call_finished_txn` with a result.
+    "UPDATE tool_calls SET status = 'finished', result = %(result)s, error = NULL, finished_at = %(now)s "
+    f"WHERE {_CALL} AND status IN ('started', 'in_doubt')"
+)
