@@ -97,6 +97,8 @@ class CommitOutcome:
     """The committed events, numbered."""
     status: RunStatus
     """The run's status after the commit."""
+    payloads: list[str] | None = None
+    """`events` as stored (JSON text), when known: published as they are."""
 
 
 def commit_step(store: RunStore, commit: StepCommit) -> CommitOutcome:
@@ -194,7 +196,7 @@ def commit_step(store: RunStore, commit: StepCommit) -> CommitOutcome:
     # Committed. A crash from here on leaves the successor stamped but unsent: no worker claims
     # it, and the reconciler sends it again after redispatch_after (a lease's length by default).
     fault(FaultPoint.AFTER_STEP_COMMIT)
-    return CommitOutcome(next=next_dispatch, events=written.events, status=status)
+    return CommitOutcome(next=next_dispatch, events=written.events, status=status, payloads=written.payloads)
 
 
 def _committed(commit: StepCommit, *, next_step: str | None) -> StepCommitted:

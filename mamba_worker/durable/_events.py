@@ -38,14 +38,18 @@ class EventPublisher:
         """Whether events are published live."""
         return self._client is not None
 
-    def publish(self, events: Sequence[Event]) -> None:
-        """Publish committed events; failures are logged, never raised (SQL already has them)."""
+    def publish(self, events: Sequence[Event], *, payloads: Sequence[str] | None = None) -> None:
+        """Publish committed events; failures are logged, never raised (SQL already has them).
+
+        ``payloads``: the events as already serialised for SQL (same order), to avoid doing it twice.
+        """
         if self._client is None or not events:
             return
+        if payloads is None:
+            payloads = [event.model_dump_json() for event in events]
         try:
             pipe = self._client.pipeline(transaction=False)
-            for event in events:
-                payload = event.model_dump_json()
+            for event, payload in zip(events, payloads, strict=True):
                 pipe.publish(event_channel(event.run_id), payload)
                 pipe.xadd(
                     event_stream_key(event.run_id),

@@ -135,7 +135,7 @@ class StepExecutor:
                 return self._wait_in_doubt(claimed, error)
             except Exception as error:
                 return self._fail(claimed, error)
-            self._publisher.publish(outcome.events)
+            self._publisher.publish(outcome.events, payloads=outcome.payloads)
             successor = outcome.next
             if successor is None:
                 return StepOutcome.COMMITTED

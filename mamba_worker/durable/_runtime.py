@@ -61,6 +61,7 @@ class Runtime:
         self._pid = os.getpid()
         self.worker_id = _new_worker_id()
         self._models: dict[tuple[str, int], Model] = {}
+        self._sandboxes: dict[Path, FilesystemSecurity] = {}
         self._lock = threading.Lock()
 
     def model(self, name: str | None) -> Model:
@@ -84,9 +85,12 @@ class Runtime:
             return model
 
     def sandbox(self) -> FilesystemSecurity:
-        """The sandbox built-in tools run in."""
+        """The sandbox built-in tools run in (built once per base directory: every step asks)."""
         base = self.runtime.tool_sandbox or Path.cwd()
-        return FilesystemSecurity(sandbox_mode=True, base_directory=base)
+        sandbox = self._sandboxes.get(base)
+        if sandbox is None:
+            sandbox = self._sandboxes[base] = FilesystemSecurity(sandbox_mode=True, base_directory=base)
+        return sandbox
 
     def dispose(self) -> None:
         """Release database connections (at worker shutdown)."""

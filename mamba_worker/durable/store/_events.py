@@ -54,17 +54,18 @@ def insert_events_txn(session: Session, events: Sequence[Event], *, first_seq: i
     if not events:
         return []
     numbered: list[Event] = [event.model_copy(update={"seq": first_seq + i}) for i, event in enumerate(events)]
+    insert_numbered_events_txn(session, numbered, [event.model_dump_json() for event in numbered])
+    return numbered
+
+
+def insert_numbered_events_txn(session: Session, events: Sequence[Event], payloads: Sequence[str]) -> None:
+    """`insert_events_txn` for events already numbered and serialised (``payloads``, in the same order)."""
+    if not events:
+        return
     connection(session).execute(
         insert(EVENTS),
         [
-            {
-                "run_id": event.run_id,
-                "seq": event.seq,
-                "type": event.type,
-                "payload": event.model_dump_json(),
-                "created_at": event.ts,
-            }
-            for event in numbered
+            {"run_id": event.run_id, "seq": event.seq, "type": event.type, "payload": payload, "created_at": event.ts}
+            for event, payload in zip(events, payloads, strict=True)
         ],
     )
-    return numbered

@@ -145,18 +145,19 @@ class PgPipeline:
                     "priority": successor.priority,
                     "task_id": successor.task_id,
                 }
+            payloads = [event.model_dump_json() for event in events]
             if events:
                 params |= {
                     "event_seqs": [event.seq for event in events],
                     "event_types": [event.type for event in events],
-                    "event_payloads": [event.model_dump_json() for event in events],
+                    "event_payloads": payloads,
                     "event_times": [event.ts for event in events],
                 }
             inserts = step_inserts(successor=successor is not None, events=bool(events))
             if inserts is not None:
                 conn.execute(inserts, params)
             conn.commit()
-        return StepWritten(events=events, usage=usage)
+        return StepWritten(events=events, usage=usage, payloads=payloads)
 
     def _run_sets(self, write: StepWrite, params: dict[str, Any]) -> list[str]:
         """`advance_run_txn`'s ``SET`` list for this write (its parameters go into ``params``)."""

@@ -24,7 +24,7 @@ from pydantic import JsonValue
 from sqlmodel import Session
 
 from mamba_client.schemas import ErrorBody, Event, RunStatus, Usage
-from mamba_worker.durable.store._events import insert_events_txn
+from mamba_worker.durable.store._events import insert_numbered_events_txn
 from mamba_worker.durable.store._outbox import insert_outbox_txn
 from mamba_worker.durable.store._runs import UNSET, Unset, advance_run_txn
 from mamba_worker.durable.store._steps import insert_step_txn, mark_step_committed_txn
@@ -87,6 +87,8 @@ class StepWritten:
     """The events, numbered."""
     usage: Usage
     """The run's usage totals as of the commit."""
+    payloads: list[str]
+    """The events as stored (JSON text), for publishing them without serialising them again."""
 
 
 def write_step_txn(session: Session, write: StepWrite) -> StepWritten | WriteRefused:
@@ -133,9 +135,11 @@ def write_step_txn(session: Session, write: StepWrite) -> StepWritten | WriteRef
             dispatching_as=successor.task_id,
             now=write.now,
         )
-    events = _checked(write, write.events(advance.usage))
-    numbered = insert_events_txn(session, events, first_seq=advance.first_event_seq)
-    return StepWritten(events=numbered, usage=advance.usage)
+    events = write.events(advance.usage)
+    numbered = numbered_events(write, events, first_seq=advance.first_event_seq)
+    payloads = [event.model_dump_json() for event in numbered]
+    insert_numbered_events_txn(session, numbered, payloads)
+    return StepWritten(events=numbered, usage=advance.usage, payloads=payloads)
 
 
 def _checked(write: StepWrite, events: Sequence[Event]) -> Sequence[Event]:
