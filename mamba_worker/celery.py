@@ -4,7 +4,7 @@ Celery looks for ``mamba_worker.celery`` when given ``-A mamba_worker``. Buildin
 connect anywhere; the worker connects when it starts. ``mamba worker`` wraps this with defaults.
 """
 
-from mamba_worker.durable import ReconcilerThread, freeze_startup_objects, get_runtime, register_tasks
+from mamba_worker.durable import ReconcilerThread, get_runtime, register_tasks
 from mamba_worker.observability import register_model_secrets, setup_logging
 
 _runtime = get_runtime()
@@ -14,14 +14,13 @@ app = _runtime.app
 register_tasks(app, step_names={name: _runtime.registry.steps_of(name) for name in _runtime.registry.workflow_names()})
 
 
-def _on_worker_ready(**_: object) -> None:
+def _start_reconciler(**_: object) -> None:
     # Every worker process reconciles too: no single point of failure (DESIGN.md invariant 3).
     ReconcilerThread(get_runtime()).start()
-    freeze_startup_objects()
 
 
 from celery.signals import worker_ready  # noqa: E402
 
-worker_ready.connect(_on_worker_ready, weak=False)
+worker_ready.connect(_start_reconciler, weak=False)
 
 __all__ = ["app"]

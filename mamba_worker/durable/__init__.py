@@ -21,7 +21,7 @@ from mamba_worker.durable._registry import (
     register_tool,
     register_workflow,
 )
-from mamba_worker.durable._runtime import Runtime, freeze_startup_objects, get_runtime, set_runtime
+from mamba_worker.durable._runtime import Runtime, get_runtime, set_runtime
 from mamba_worker.durable._service import RunService, WaitTimeoutError
 from mamba_worker.durable._tasks import register_tasks
 from mamba_worker.durable._worker import WorkerThread
@@ -45,7 +45,6 @@ __all__ = [
     "create_celery_app",
     "current_tool_call",
     "default_registry",
-    "freeze_startup_objects",
     "get_runtime",
     "register_model",
     "register_tasks",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import os
 import socket
 import threading
@@ -138,18 +137,6 @@ def set_runtime(runtime: Runtime | None) -> None:
 def _after_fork(**_: Any) -> None:
     if _current is not None:
         _current.after_fork()
-    freeze_startup_objects()
-
-
-def freeze_startup_objects() -> None:
-    """Exempt everything a worker built at start-up from the garbage collector's scans (`gc.freeze`).
-
-    Why: a worker holds a few hundred thousand long-lived objects (pydantic-ai, SQLAlchemy,
-    Celery, the registry), and every full collection walks them all, on the step's clock: about a
-    tenth of an inline step's time in ``bench/durable.py``. They live as long as the process, so
-    scanning them finds nothing. Objects made later are collected as usual.
-    """
-    gc.freeze()
 
 
 def get_runtime(**overrides: Any) -> Runtime:
