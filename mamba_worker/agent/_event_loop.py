@@ -20,13 +20,29 @@ T = TypeVar("T")
 _local = threading.local()
 
 
+class _ThreadLoop:
+    """Owns one thread's loop, and closes it when the thread's locals are dropped.
+
+    Why: a thread that ends (a Celery pool thread, a test's in-process worker) never calls
+    `close_thread_event_loop`, and its loop would otherwise be collected unclosed, with its
+    self-pipe sockets open (a ResourceWarning, and two file descriptors until collected).
+    """
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+
+    def __del__(self) -> None:
+        if not self.loop.is_closed() and not self.loop.is_running():
+            self.loop.close()
+
+
 def thread_event_loop() -> asyncio.AbstractEventLoop:
     """This thread's reusable event loop, created on first use (or after it was closed)."""
-    loop: asyncio.AbstractEventLoop | None = getattr(_local, "loop", None)
-    if loop is None or loop.is_closed():
-        loop = asyncio.new_event_loop()
-        _local.loop = loop
-    return loop
+    owner: _ThreadLoop | None = getattr(_local, "owner", None)
+    if owner is None or owner.loop.is_closed():
+        owner = _ThreadLoop()
+        _local.owner = owner
+    return owner.loop
 
 
 def run_blocking(coro: Coroutine[Any, Any, T]) -> T:
@@ -47,11 +63,11 @@ def run_blocking(coro: Coroutine[Any, Any, T]) -> T:
 
 def close_thread_event_loop() -> None:
     """Close this thread's loop (at shutdown), after letting pending async generators finish."""
-    loop: asyncio.AbstractEventLoop | None = getattr(_local, "loop", None)
-    if loop is None or loop.is_closed():
+    owner: _ThreadLoop | None = getattr(_local, "owner", None)
+    if owner is None or owner.loop.is_closed():
         return
     try:
-        loop.run_until_complete(loop.shutdown_asyncgens())
+        owner.loop.run_until_complete(owner.loop.shutdown_asyncgens())
     finally:
-        loop.close()
-        _local.loop = None
+        owner.loop.close()
+        _local.owner = None
