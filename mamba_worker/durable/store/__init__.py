@@ -56,7 +56,6 @@ from mamba_worker.durable.store._migrate import (
     upgrade_database,
 )
 from mamba_worker.durable.store._outbox import insert_outbox_txn, mark_dispatched_txn, requeue_outbox_txn
-from mamba_worker.durable.store._pg_pipeline import ToolCallStart
 from mamba_worker.durable.store._runs import (
     UNSET,
     RunAdvance,
@@ -70,9 +69,11 @@ from mamba_worker.durable.store._runs import (
     update_run_txn,
 )
 from mamba_worker.durable.store._step_write import (
+    RunningClaim,
     StepWrite,
     StepWritten,
     SuccessorWrite,
+    ToolCallStart,
     WriteRefused,
     write_step_txn,
 )
@@ -107,6 +108,7 @@ __all__ = [
     "OutboxRow",
     "RunAdvance",
     "RunRow",
+    "RunningClaim",
     "RunStore",
     "StepClaim",
     "StepRow",

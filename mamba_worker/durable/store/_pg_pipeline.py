@@ -8,6 +8,9 @@ in psycopg's pipeline mode: a step commit is ``BEGIN`` + the guards (one stateme
 inserts (one statement) + ``COMMIT``, in two round trips; a ledger row is one autocommitted
 statement. psycopg prepares the statements server-side after a few uses.
 
+Only imported on PostgreSQL with psycopg (`StepWriter`): psycopg is the ``postgres`` extra, and
+the default install (SQLite) has no psycopg.
+
 The connection comes from the engine's pool (`Engine.raw_connection`) and goes back idle. A
 psycopg error is re-raised as SQLAlchemy's `DBAPIError` (what the runtime classifies as
 transient), with the parameters hidden (they hold run state). A lost connection is invalidated
@@ -19,9 +22,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 import psycopg
 from sqlalchemy import Column, Engine
@@ -41,26 +43,19 @@ from mamba_worker.durable.store._pg_sql import (
     step_inserts,
 )
 from mamba_worker.durable.store._runs import UNSET
-from mamba_worker.durable.store._step_write import StepWrite, StepWritten, WriteRefused, numbered_events
+from mamba_worker.durable.store._step_write import (
+    RunningClaim,
+    StepWrite,
+    StepWritten,
+    ToolCallStart,
+    WriteRefused,
+    numbered_events,
+)
 from mamba_worker.durable.store._steps import StepClaim
 from mamba_worker.durable.store._tables import RUNS, RunRow
 from mamba_worker.durable.store._types import JSONText
 
 _UNKNOWN = object()
-
-ToolCallStart = Literal["insert", "restart"]
-"""How `record_tool_call_finished` also records the call's start: a new row, or a later attempt's takeover."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class RunningClaim:
-    """What `RunStore.claim_running_step` took and wrote."""
-
-    run: RunRow
-    """The run as of the claim (state included)."""
-    claim: StepClaim
-    event: Event
-    """The claim's event (``step.started``), numbered."""
 
 
 class PgPipeline:

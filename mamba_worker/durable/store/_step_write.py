@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import JsonValue
 from sqlmodel import Session
@@ -27,7 +28,8 @@ from mamba_client.schemas import ErrorBody, Event, RunStatus, Usage
 from mamba_worker.durable.store._events import insert_numbered_events_txn
 from mamba_worker.durable.store._outbox import insert_outbox_txn
 from mamba_worker.durable.store._runs import UNSET, Unset, advance_run_txn
-from mamba_worker.durable.store._steps import insert_step_txn, mark_step_committed_txn
+from mamba_worker.durable.store._steps import StepClaim, insert_step_txn, mark_step_committed_txn
+from mamba_worker.durable.store._tables import RunRow
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,6 +68,21 @@ class StepWrite:
     events: Callable[[Usage], Sequence[Event]]
     """The step's events, built from the run's usage totals as of the commit (a final event reports them)."""
     now: datetime
+
+
+ToolCallStart = Literal["insert", "restart"]
+"""How `RunStore.record_tool_call_finished` also records the call's start: a new row, or a later attempt's takeover."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunningClaim:
+    """What `RunStore.claim_running_step` took and wrote."""
+
+    run: RunRow
+    """The run as of the claim (state included)."""
+    claim: StepClaim
+    event: Event
+    """The claim's event (``step.started``), numbered."""
 
 
 class WriteRefused(StrEnum):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -25,12 +26,21 @@ from mamba_worker.durable.store._ledger import (
     record_tool_call_started_txn,
     restart_tool_call_txn,
 )
-from mamba_worker.durable.store._pg_pipeline import PgPipeline, RunningClaim, ToolCallStart
 from mamba_worker.durable.store._runs import reserve_events_txn
-from mamba_worker.durable.store._step_write import StepWrite, StepWritten, WriteRefused, write_step_txn
+from mamba_worker.durable.store._step_write import (
+    RunningClaim,
+    StepWrite,
+    StepWritten,
+    ToolCallStart,
+    WriteRefused,
+    write_step_txn,
+)
 from mamba_worker.durable.store._steps import StepClaim, claim_running_step_txn
 from mamba_worker.durable.store._tables import RunRow
 from mamba_worker.durable.store._types import utcnow
+
+if TYPE_CHECKING:
+    from mamba_worker.durable.store._pg_pipeline import PgPipeline
 
 
 class StepWriter:
@@ -42,7 +52,12 @@ class StepWriter:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._pipeline = PgPipeline(engine) if is_postgresql(engine) and engine.dialect.driver == "psycopg" else None
+        self._pipeline: PgPipeline | None = None
+        if is_postgresql(engine) and engine.dialect.driver == "psycopg":
+            # Imported here: psycopg is the ``postgres`` extra; a SQLite-only install has none.
+            from mamba_worker.durable.store._pg_pipeline import PgPipeline
+
+            self._pipeline = PgPipeline(engine)
 
     def session(self) -> Session:
         """A new session for writers; the caller opens the transaction (``with session.begin():``).

@@ -51,6 +51,26 @@ def test_run_json_on_the_offline_model(in_tmp_cwd: Path) -> None:
     assert (in_tmp_cwd / ".mamba" / "mamba.db").exists()
 
 
+@pytest.mark.slow
+def test_the_main_job_runs_without_the_postgres_extra(tmp_path: Path) -> None:
+    # The README's main command installs no extras: psycopg (the ``postgres`` extra) is absent.
+    # Blocking its import here stands in for that install; the embedded default must not need it.
+    code = (
+        "import sys; sys.modules['psycopg'] = None; sys.modules['psycopg_pool'] = None\n"
+        "from mamba_worker.cli import main; main()"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, "run", "--json", "What is 2 + 2?"],
+        cwd=tmp_path,
+        env=os.environ.copy(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1])["status"] == "succeeded"
+
+
 def test_run_names_the_run_id_and_how_to_resume(in_tmp_cwd: Path) -> None:
     result = CliRunner().invoke(cli, ["run", "What is 6 * 7?"])
     assert result.exit_code == 0, result.output
