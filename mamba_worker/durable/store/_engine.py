@@ -60,7 +60,8 @@ def create_engine(
             the server dropped fails as a `DBAPIError` that the runtime retries anyway (SQLAlchemy
             then invalidates the whole pool, so one failure refreshes every stale connection).
         application_name: PostgreSQL: the name shown in ``pg_stat_activity``.
-        echo: Log every statement (debugging).
+        echo: Log every statement (debugging); on PostgreSQL not the per-step writes, which
+            `PgPipeline` sends through psycopg directly.
 
     Raises:
         ConfigurationError: The URL cannot be parsed or names a database other than SQLite or PostgreSQL.
