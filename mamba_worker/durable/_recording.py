@@ -28,7 +28,9 @@ from mamba_worker.config import InDoubtPolicy
 from mamba_worker.durable._faults import FaultPoint, fault
 from mamba_worker.durable.errors import StepInDoubtError
 from mamba_worker.durable.store import (
+    ModelCallRecord,
     RunStore,
+    ToolCallResult,
     ToolCallStart,
     mark_tool_call_in_doubt_txn,
     record_tool_call_started_txn,
@@ -134,13 +136,15 @@ class RecordingModel(WrapperModel):
         response = await self.wrapped.request(messages, model_settings, model_request_parameters)
         usage = self._usage(response)
         self._store.record_model_call(
-            run_id=self._run_id,
-            seq=self._seq,
-            attempt=self._attempt,
-            call_index=index,
-            usage=usage,
-            model_name=response.model_name or self.wrapped.model_name,
-            response=dump_response(response),
+            ModelCallRecord(
+                run_id=self._run_id,
+                seq=self._seq,
+                attempt=self._attempt,
+                call_index=index,
+                usage=usage,
+                model_name=response.model_name or self.wrapped.model_name,
+                response=dump_response(response),
+            )
         )
         self._on_response(response, usage, False)
         return response
@@ -249,15 +253,17 @@ class ToolLedger:
         # A failure the model is told about is still a finished call: its result (the error text
         # the model saw) is what a re-run must replay.
         self._store.record_tool_call_finished(
-            run_id=self._run_id,
-            seq=self._seq,
-            tool_call_id=tool_call_id,
-            result=_dump_part(outcome.part),
-            start=start if idempotent else None,
-            tool_name=tool_name,
-            idempotent=idempotent,
-            attempt=self._attempt,
-            args=args_json,
+            ToolCallResult(
+                run_id=self._run_id,
+                seq=self._seq,
+                tool_call_id=tool_call_id,
+                tool_name=tool_name,
+                idempotent=idempotent,
+                attempt=self._attempt,
+                args=args_json,
+                result=_dump_part(outcome.part),
+                start=start if idempotent else None,
+            )
         )
         return outcome
 

@@ -69,10 +69,12 @@ from mamba_worker.durable.store._runs import (
     update_run_txn,
 )
 from mamba_worker.durable.store._step_write import (
+    ModelCallRecord,
     RunningClaim,
     StepWrite,
     StepWritten,
     SuccessorWrite,
+    ToolCallResult,
     ToolCallStart,
     WriteRefused,
     write_step_txn,
@@ -104,6 +106,7 @@ from mamba_worker.durable.store._types import utcnow
 
 __all__ = [
     "EventRow",
+    "ModelCallRecord",
     "ModelCallRow",
     "OutboxRow",
     "RunAdvance",
@@ -115,6 +118,7 @@ __all__ = [
     "StepWrite",
     "StepWritten",
     "SuccessorWrite",
+    "ToolCallResult",
     "ToolCallRow",
     "ToolCallStart",
     "UNSET",

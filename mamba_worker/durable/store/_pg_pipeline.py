@@ -20,6 +20,7 @@ one failed attempt, not one per pooled connection.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -44,10 +45,11 @@ from mamba_worker.durable.store._pg_sql import (
 )
 from mamba_worker.durable.store._runs import UNSET
 from mamba_worker.durable.store._step_write import (
+    ModelCallRecord,
     RunningClaim,
     StepWrite,
     StepWritten,
-    ToolCallStart,
+    ToolCallResult,
     WriteRefused,
     numbered_events,
 )
@@ -220,66 +222,32 @@ class PgPipeline:
             processor = self._processors[column.name] = column.type.result_processor(self._dialect, None)
         return value if processor is None else processor(value)
 
-    def record_model_call(
-        self,
-        *,
-        run_id: str,
-        seq: int,
-        attempt: int,
-        call_index: int,
-        usage: Usage,
-        model_name: str | None,
-        response: str | None,
-        now: datetime,
-    ) -> bool:
+    def record_model_call(self, record: ModelCallRecord) -> bool:
         """`record_model_call_txn` as one autocommitted statement; whether the row was new."""
         params = {
-            "run_id": run_id,
-            "seq": seq,
-            "attempt": attempt,
-            "call_index": call_index,
-            "model_name": model_name,
-            "response": response,
-            "now": now,
-            **{name: getattr(usage, name) for name in USAGE},
+            "run_id": record.run_id,
+            "seq": record.seq,
+            "attempt": record.attempt,
+            "call_index": record.call_index,
+            "model_name": record.model_name,
+            "response": record.response,
+            "now": record.now,
+            **{name: getattr(record.usage, name) for name in USAGE},
         }
         with self._connection(autocommit=True) as conn:
             row = conn.execute(RECORD_MODEL_CALL, params).fetchone()
         return row is not None and row[0] == 1
 
-    def record_tool_call_finished(
-        self,
-        *,
-        run_id: str,
-        seq: int,
-        tool_call_id: str,
-        result: str,
-        start: ToolCallStart | None,
-        tool_name: str,
-        idempotent: bool,
-        attempt: int,
-        args: str | None,
-        now: datetime,
-    ) -> bool:
-        """A call's result, and with ``start`` its start too, in one transaction (one statement but for a restart)."""
-        params = {
-            "run_id": run_id,
-            "seq": seq,
-            "tool_call_id": tool_call_id,
-            "tool_name": tool_name,
-            "idempotent": idempotent,
-            "attempt": attempt,
-            "args": args,
-            "result": result,
-            "now": now,
-        }
-        if start == "restart":
+    def record_tool_call_finished(self, call: ToolCallResult) -> bool:
+        """A call's result, and per ``call.start`` its start, in one transaction (one statement but for a restart)."""
+        params = dataclasses.asdict(call)
+        if call.start == "restart":
             with self._connection() as conn, conn.pipeline():
                 conn.execute(RESTART_TOOL_CALL, params)
                 finished = conn.execute(FINISH_TOOL_CALL, params)
                 conn.commit()
             return finished.rowcount == 1
-        statement = START_AND_FINISH_TOOL_CALL if start == "insert" else FINISH_TOOL_CALL
+        statement = START_AND_FINISH_TOOL_CALL if call.start == "insert" else FINISH_TOOL_CALL
         with self._connection(autocommit=True) as conn:
             return conn.execute(statement, params).rowcount == 1
 

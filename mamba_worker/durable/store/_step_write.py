@@ -16,7 +16,7 @@ A guard that fails rolls everything back and is reported as a `WriteRefused`.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Literal
@@ -30,6 +30,7 @@ from mamba_worker.durable.store._outbox import insert_outbox_txn
 from mamba_worker.durable.store._runs import UNSET, Unset, advance_run_txn
 from mamba_worker.durable.store._steps import StepClaim, insert_step_txn, mark_step_committed_txn
 from mamba_worker.durable.store._tables import RunRow
+from mamba_worker.durable.store._types import utcnow
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,6 +84,41 @@ class RunningClaim:
     claim: StepClaim
     event: Event
     """The claim's event (``step.started``), numbered."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelCallRecord:
+    """One model response for the ``model_calls`` ledger (`record_model_call_txn`'s arguments)."""
+
+    run_id: str
+    seq: int
+    attempt: int
+    call_index: int
+    usage: Usage
+    model_name: str | None
+    response: str | None
+    now: datetime = field(default_factory=utcnow)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToolCallResult:
+    """A tool call's result for the ``tool_calls`` ledger, with how its start is recorded.
+
+    ``start``: ``None`` when the start is already durable (a non-idempotent call, or one a person
+    approved); ``"insert"`` records a new row (`record_tool_call_started_txn`), ``"restart"`` a
+    later attempt's takeover (`restart_tool_call_txn`), in the same transaction as the result.
+    """
+
+    run_id: str
+    seq: int
+    tool_call_id: str
+    tool_name: str
+    idempotent: bool
+    attempt: int
+    args: str | None
+    result: str
+    start: ToolCallStart | None
+    now: datetime = field(default_factory=utcnow)
 
 
 class WriteRefused(StrEnum):

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from mamba_client.schemas import Event, Usage
+from mamba_client.schemas import Event
 from mamba_worker.durable.errors import RunNotFoundError
 from mamba_worker.durable.store._engine import is_postgresql
 from mamba_worker.durable.store._events import insert_events_txn
@@ -28,10 +28,11 @@ from mamba_worker.durable.store._ledger import (
 )
 from mamba_worker.durable.store._runs import reserve_events_txn
 from mamba_worker.durable.store._step_write import (
+    ModelCallRecord,
     RunningClaim,
     StepWrite,
     StepWritten,
-    ToolCallStart,
+    ToolCallResult,
     WriteRefused,
     write_step_txn,
 )
@@ -123,95 +124,47 @@ class StepWriter:
             return None
         return RunningClaim(run=run, claim=claim, event=numbered)
 
-    def record_model_call(
-        self,
-        *,
-        run_id: str,
-        seq: int,
-        attempt: int,
-        call_index: int,
-        usage: Usage,
-        model_name: str | None,
-        response: str | None,
-        now: datetime | None = None,
-    ) -> bool:
+    def record_model_call(self, record: ModelCallRecord) -> bool:
         """`record_model_call_txn` in a transaction of its own; whether the row was new."""
-        now = now or utcnow()
         if self._pipeline is not None:
-            return self._pipeline.record_model_call(
-                run_id=run_id,
-                seq=seq,
-                attempt=attempt,
-                call_index=call_index,
-                usage=usage,
-                model_name=model_name,
-                response=response,
-                now=now,
-            )
+            return self._pipeline.record_model_call(record)
         with self.session() as session, session.begin():
             return record_model_call_txn(
                 session,
-                run_id=run_id,
-                seq=seq,
-                attempt=attempt,
-                call_index=call_index,
-                usage=usage,
-                model_name=model_name,
-                response=response,
-                now=now,
+                run_id=record.run_id,
+                seq=record.seq,
+                attempt=record.attempt,
+                call_index=record.call_index,
+                usage=record.usage,
+                model_name=record.model_name,
+                response=record.response,
+                now=record.now,
             )
 
-    def record_tool_call_finished(
-        self,
-        *,
-        run_id: str,
-        seq: int,
-        tool_call_id: str,
-        result: str,
-        start: ToolCallStart | None,
-        tool_name: str,
-        idempotent: bool,
-        attempt: int,
-        args: str | None,
-        now: datetime | None = None,
-    ) -> bool:
-        """A tool call's result in a transaction of its own; whether it was recorded.
-
-        With ``start`` the call's start is recorded in the same transaction (an idempotent call,
-        whose start need not be durable before it runs): ``"insert"`` a new row
-        (`record_tool_call_started_txn`), ``"restart"`` a later attempt's takeover
-        (`restart_tool_call_txn`).
-        """
-        now = now or utcnow()
+    def record_tool_call_finished(self, call: ToolCallResult) -> bool:
+        """A tool call's result (and per ``call.start`` its start) in a transaction of its own; whether recorded."""
         if self._pipeline is not None:
-            return self._pipeline.record_tool_call_finished(
-                run_id=run_id,
-                seq=seq,
-                tool_call_id=tool_call_id,
-                result=result,
-                start=start,
-                tool_name=tool_name,
-                idempotent=idempotent,
-                attempt=attempt,
-                args=args,
-                now=now,
-            )
+            return self._pipeline.record_tool_call_finished(call)
         with self.session() as session, session.begin():
-            if start == "insert":
+            if call.start == "insert":
                 record_tool_call_started_txn(
                     session,
-                    run_id=run_id,
-                    seq=seq,
-                    tool_call_id=tool_call_id,
-                    tool_name=tool_name,
-                    idempotent=idempotent,
-                    attempt=attempt,
-                    args=args,
-                    now=now,
+                    run_id=call.run_id,
+                    seq=call.seq,
+                    tool_call_id=call.tool_call_id,
+                    tool_name=call.tool_name,
+                    idempotent=call.idempotent,
+                    attempt=call.attempt,
+                    args=call.args,
+                    now=call.now,
                 )
-            elif start == "restart":
-                restart_tool_call_txn(session, run_id, seq, tool_call_id, attempt=attempt, now=now)
-            return record_tool_call_finished_txn(session, run_id, seq, tool_call_id, result=result, now=now)
+            elif call.start == "restart":
+                restart_tool_call_txn(
+                    session, call.run_id, call.seq, call.tool_call_id, attempt=call.attempt, now=call.now
+                )
+            return record_tool_call_finished_txn(
+                session, call.run_id, call.seq, call.tool_call_id, result=call.result, now=call.now
+            )
 
 
 class _Refused(Exception):

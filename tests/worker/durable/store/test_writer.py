@@ -25,12 +25,14 @@ from mamba_client.schemas import (
     Usage,
 )
 from mamba_worker.durable.store import (
+    ModelCallRecord,
     RunRow,
     RunStore,
     StepClaim,
     StepWrite,
     StepWritten,
     SuccessorWrite,
+    ToolCallResult,
     WriteRefused,
     claim_step_txn,
     record_tool_call_started_txn,
@@ -143,7 +145,7 @@ def test_a_write_to_a_run_asked_to_cancel_writes_nothing(store: RunStore, make_r
 def test_a_final_write_reports_the_runs_usage_as_of_the_commit(store: RunStore, make_run: MakeRun) -> None:
     run_id = _running(store, make_run)
     assert store.record_model_call(
-        run_id=run_id, seq=1, attempt=1, call_index=0, usage=USAGE, model_name="m", response="{}"
+        ModelCallRecord(run_id=run_id, seq=1, attempt=1, call_index=0, usage=USAGE, model_name="m", response="{}")
     )
     committed = StepCommitted(run_id=run_id, step_seq=1, step="think", attempt=1)
     write = StepWrite(
@@ -252,9 +254,10 @@ def test_a_model_call_is_counted_once(store: RunStore, make_run: MakeRun) -> Non
     run_id = _running(store, make_run)
 
     def record() -> bool:
-        return store.record_model_call(
+        record = ModelCallRecord(
             run_id=run_id, seq=1, attempt=1, call_index=0, usage=USAGE, model_name="m", response='{"r": 1}'
         )
+        return store.record_model_call(record)
 
     assert record()
     assert not record()
@@ -269,16 +272,18 @@ def test_a_tool_calls_start_is_written_with_its_result(store: RunStore, make_run
     run_id = _running(store, make_run)
 
     recorded = store.record_tool_call_finished(
-        run_id=run_id,
-        seq=1,
-        tool_call_id="c1",
-        result='"ok"',
-        start="insert",
-        tool_name="lookup",
-        idempotent=idempotent,
-        attempt=1,
-        args='{"q": 1}',
-        now=T0,
+        ToolCallResult(
+            run_id=run_id,
+            seq=1,
+            tool_call_id="c1",
+            result='"ok"',
+            start="insert",
+            tool_name="lookup",
+            idempotent=idempotent,
+            attempt=1,
+            args='{"q": 1}',
+            now=T0,
+        )
     )
 
     assert recorded
@@ -299,7 +304,9 @@ def test_a_later_attempt_takes_an_unfinished_call_over_and_finishes_it(store: Ru
     with store.session() as session, session.begin():
         record_tool_call_started_txn(session, **common, attempt=1, args=None)
 
-    assert store.record_tool_call_finished(**common, result='"y"', start="restart", attempt=2, args=None)
+    assert store.record_tool_call_finished(
+        ToolCallResult(**common, result='"y"', start="restart", attempt=2, args=None)
+    )
 
     [call] = store.get_tool_calls(run_id, 1)
     assert (call.status, call.attempt, call.result) == (ToolCallStatus.FINISHED, 2, '"y"')
