@@ -33,6 +33,7 @@ from mamba_worker.durable._events import EventPublisher
 from mamba_worker.durable._runtime import Runtime
 from mamba_worker.durable.store import (
     OutboxRow,
+    RunningClaim,
     RunRow,
     StepClaim,
     StepRow,
@@ -98,10 +99,11 @@ class StepClaimer:
             RunNotFoundError: No such run (a poison message).
             StepNotFoundError: The run has no such step (a poison message).
         """
-        claimed = self._claim_running(run_id, seq)
-        if claimed is not None:
-            self._publisher.publish([claimed[1]])
-            return claimed[0]
+        taken = self._claim_running(run_id, seq)
+        if taken is not None:
+            self._publisher.publish([taken.event], payloads=[taken.payload])
+            run, claim = taken.run, taken.claim
+            return ClaimedStep(run=run, seq=seq, name=claim.name, attempt=claim.attempt, state=run.state)
         committed: list[Event] = []
         with self._rt.store.session() as session, session.begin():
             general = self._claim_general_txn(session, run_id, seq, committed)
@@ -111,7 +113,7 @@ class StepClaimer:
             self._ensure_successor(run_id, seq)
         return general
 
-    def _claim_running(self, run_id: str, seq: int) -> tuple[ClaimedStep, Event] | None:
+    def _claim_running(self, run_id: str, seq: int) -> RunningClaim | None:
         """The common case in one transaction (two round trips on PostgreSQL): the run is running, the step claimable.
 
         The claim (guarded by the run's status in the same UPDATE), the run read back while
@@ -126,13 +128,9 @@ class StepClaimer:
                 return None  # rolled back; the general path stops the poisoned step
             return StepStarted(run_id=run_id, step_seq=seq, step=claim.name, attempt=claim.attempt, worker=rt.worker_id)
 
-        taken = rt.store.claim_running_step(
+        return rt.store.claim_running_step(
             run_id=run_id, seq=seq, owner=rt.worker_id, lease_seconds=rt.runtime.lease_seconds, started=started
         )
-        if taken is None:
-            return None
-        run, claim = taken.run, taken.claim
-        return ClaimedStep(run=run, seq=seq, name=claim.name, attempt=claim.attempt, state=run.state), taken.event
 
     def _claim_general_txn(
         self, session: Session, run_id: str, seq: int, committed: list[Event]

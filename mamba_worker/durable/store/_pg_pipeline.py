@@ -51,7 +51,7 @@ from mamba_worker.durable.store._step_write import (
     StepWritten,
     ToolCallResult,
     WriteRefused,
-    numbered_events,
+    built_events,
 )
 from mamba_worker.durable.store._steps import StepClaim
 from mamba_worker.durable.store._tables import RUNS, RunRow
@@ -116,7 +116,7 @@ class PgPipeline:
             "events": write.event_count,
         }
         successor = write.successor
-        guard = step_guard(self._run_sets(write, params))
+        guard = step_guard(self._run_sets(write, params))  # cached per set of columns
         with self._connection() as conn, conn.pipeline() as pipeline:
             guarded = conn.execute(guard, params)
             pipeline.sync()
@@ -126,7 +126,7 @@ class PgPipeline:
                 conn.rollback()
                 return WriteRefused.LEASE_LOST if row[0] != 1 else WriteRefused.RUN_STOPPED
             usage = Usage(**dict(zip(USAGE, row[2:], strict=True)))
-            events = numbered_events(write, write.events(usage), first_seq=row[1] - write.event_count)
+            events, payloads = built_events(write, usage, first_seq=row[1] - write.event_count)
             if successor is not None:
                 claimed = successor.claimed_by is not None
                 params |= {
@@ -142,7 +142,6 @@ class PgPipeline:
                     "priority": successor.priority,
                     "task_id": successor.task_id,
                 }
-            payloads = [event.model_dump_json() for event in events]
             if events:
                 params |= {
                     "event_seqs": [event.seq for event in events],
@@ -156,7 +155,7 @@ class PgPipeline:
             conn.commit()
         return StepWritten(events=events, usage=usage, payloads=payloads)
 
-    def _run_sets(self, write: StepWrite, params: dict[str, Any]) -> list[str]:
+    def _run_sets(self, write: StepWrite, params: dict[str, Any]) -> tuple[str, ...]:
         """`advance_run_txn`'s ``SET`` list for this write (its parameters go into ``params``)."""
         sets = ["state = %(state)s", "updated_at = %(now)s", "next_event_seq = next_event_seq + %(events)s"]
         if write.successor is not None:
@@ -172,7 +171,7 @@ class PgPipeline:
         if write.error is not UNSET:
             sets.append("error = %(error)s")
             params["error"] = self._error_type.process_bind_param(write.error, self._dialect)
-        return sets
+        return tuple(sets)
 
     def claim_running_step(
         self,
@@ -211,9 +210,19 @@ class PgPipeline:
                 conn.rollback()
                 return None
             event = event.model_copy(update={"seq": run.next_event_seq - 1})
-            conn.execute(INSERT_EVENT, _event_params(event))
+            payload = event.model_dump_json()
+            conn.execute(
+                INSERT_EVENT,
+                {
+                    "run_id": event.run_id,
+                    "seq": event.seq,
+                    "type": event.type,
+                    "payload": payload,
+                    "created_at": event.ts,
+                },
+            )
             conn.commit()
-        return RunningClaim(run=run, claim=claim, event=event)
+        return RunningClaim(run=run, claim=claim, event=event, payload=payload)
 
     def _decode(self, column: Column[Any], value: Any) -> Any:
         """A value as SQLAlchemy would have loaded it (JSON documents, enums, UTC datetimes)."""
@@ -250,13 +259,3 @@ class PgPipeline:
         statement = START_AND_FINISH_TOOL_CALL if call.start == "insert" else FINISH_TOOL_CALL
         with self._connection(autocommit=True) as conn:
             return conn.execute(statement, params).rowcount == 1
-
-
-def _event_params(event: Event) -> dict[str, Any]:
-    return {
-        "run_id": event.run_id,
-        "seq": event.seq,
-        "type": event.type,
-        "payload": event.model_dump_json(),
-        "created_at": event.ts,
-    }

@@ -10,6 +10,8 @@ them equal).
 
 from __future__ import annotations
 
+import functools
+
 from mamba_worker.durable.store._tables import RUNS
 
 USAGE = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "requests", "cost_usd")
@@ -23,7 +25,8 @@ _HELD = (
 )
 
 
-def step_guard(run_sets: list[str]) -> str:
+@functools.cache
+def step_guard(run_sets: tuple[str, ...]) -> str:
     """`mark_step_committed_txn` + `advance_run_txn`: both guards, the run's new values, its totals.
 
     One row: how many steps were marked (0: the lease is lost), then the run's new
@@ -62,6 +65,7 @@ _INSERT_EVENTS = (
 )
 
 
+@functools.cache
 def step_inserts(*, successor: bool, events: bool) -> str | None:
     """`insert_step_txn` + `insert_outbox_txn` + `insert_events_txn` in one statement (``None``: nothing to insert)."""
     ctes = [_INSERT_STEP, _INSERT_OUTBOX] if successor else []

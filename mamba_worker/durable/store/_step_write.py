@@ -84,6 +84,8 @@ class RunningClaim:
     claim: StepClaim
     event: Event
     """The claim's event (``step.started``), numbered."""
+    payload: str
+    """`event` as stored (JSON text), for publishing it without serialising it again."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -188,20 +190,16 @@ def write_step_txn(session: Session, write: StepWrite) -> StepWritten | WriteRef
             dispatching_as=successor.task_id,
             now=write.now,
         )
-    events = write.events(advance.usage)
-    numbered = numbered_events(write, events, first_seq=advance.first_event_seq)
-    payloads = [event.model_dump_json() for event in numbered]
+    numbered, payloads = built_events(write, advance.usage, first_seq=advance.first_event_seq)
     insert_numbered_events_txn(session, numbered, payloads)
     return StepWritten(events=numbered, usage=advance.usage, payloads=payloads)
 
 
-def _checked(write: StepWrite, events: Sequence[Event]) -> Sequence[Event]:
+def built_events(write: StepWrite, usage: Usage, *, first_seq: int) -> tuple[list[Event], list[str]]:
+    """The write's events for ``usage``, numbered from ``first_seq``, and their JSON (what both paths store)."""
+    events = write.events(usage)
     if len(events) != write.event_count:
         # The numbers were reserved for event_count events: more would collide, fewer leave a gap.
         raise ValueError(f"StepWrite.events returned {len(events)} events, not event_count={write.event_count}")
-    return events
-
-
-def numbered_events(write: StepWrite, events: Sequence[Event], *, first_seq: int) -> list[Event]:
-    """``events`` checked against ``write.event_count`` and numbered from ``first_seq``."""
-    return [event.model_copy(update={"seq": first_seq + i}) for i, event in enumerate(_checked(write, events))]
+    numbered = [event.model_copy(update={"seq": first_seq + i}) for i, event in enumerate(events)]
+    return numbered, [event.model_dump_json() for event in numbered]

@@ -19,7 +19,7 @@ from sqlmodel import Session
 from mamba_client.schemas import Event
 from mamba_worker.durable.errors import RunNotFoundError
 from mamba_worker.durable.store._engine import is_postgresql
-from mamba_worker.durable.store._events import insert_events_txn
+from mamba_worker.durable.store._events import insert_numbered_events_txn
 from mamba_worker.durable.store._ledger import (
     record_model_call_txn,
     record_tool_call_finished_txn,
@@ -119,10 +119,12 @@ class StepWriter:
                 event = started(run, claim)
                 if event is None:
                     raise _Refused(WriteRefused.REFUSED)  # rolls the claim back
-                [numbered] = insert_events_txn(session, [event], first_seq=first)
+                numbered = event.model_copy(update={"seq": first})
+                payload = numbered.model_dump_json()
+                insert_numbered_events_txn(session, [numbered], [payload])
         except _Refused:
             return None
-        return RunningClaim(run=run, claim=claim, event=numbered)
+        return RunningClaim(run=run, claim=claim, event=numbered, payload=payload)
 
     def record_model_call(self, record: ModelCallRecord) -> bool:
         """`record_model_call_txn` in a transaction of its own; whether the row was new."""

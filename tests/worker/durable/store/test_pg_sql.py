@@ -10,7 +10,7 @@ from mamba_client.schemas import RunStatus, StepStatus, ToolCallStatus
 from mamba_worker.durable.store import _pg_sql
 
 STATEMENTS = {
-    "step_guard": _pg_sql.step_guard(["state = %(state)s"]),
+    "step_guard": _pg_sql.step_guard(("state = %(state)s",)),
     "step_inserts": _pg_sql.step_inserts(successor=True, events=True) or "",
     "CLAIM_RUNNING": _pg_sql.CLAIM_RUNNING,
     "RECORD_MODEL_CALL": _pg_sql.RECORD_MODEL_CALL,
