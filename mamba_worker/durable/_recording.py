@@ -30,11 +30,9 @@ from mamba_worker.durable.errors import StepInDoubtError
 from mamba_worker.durable.store import (
     ModelCallRecord,
     RunStore,
-    ToolCallResult,
+    ToolCallRecord,
     ToolCallStart,
     mark_tool_call_in_doubt_txn,
-    record_tool_call_started_txn,
-    restart_tool_call_txn,
 )
 from mamba_worker.tokens import CostEstimator
 from mamba_worker.workflows import ToolOutcome
@@ -221,25 +219,21 @@ class ToolLedger:
                 policy=in_doubt,
             )
 
+        call = ToolCallRecord(
+            run_id=self._run_id,
+            seq=self._seq,
+            tool_call_id=tool_call_id,
+            tool_name=tool_name,
+            idempotent=idempotent,
+            attempt=self._attempt,
+            args=args_json,
+        )
         start: ToolCallStart | None = "insert" if previous is None else None if approved else "restart"
         if not idempotent and start is not None:
             # Only a call that must not run twice needs "started" durable BEFORE it runs; an
             # idempotent one may simply run again after a crash, so its start is written with its
             # result (one transaction per call instead of two).
-            with self._store.session() as session, session.begin():
-                if start == "insert":
-                    record_tool_call_started_txn(
-                        session,
-                        run_id=self._run_id,
-                        seq=self._seq,
-                        tool_call_id=tool_call_id,
-                        tool_name=tool_name,
-                        idempotent=idempotent,
-                        attempt=self._attempt,
-                        args=args_json,
-                    )
-                else:
-                    restart_tool_call_txn(session, self._run_id, self._seq, tool_call_id, attempt=self._attempt)
+            self._store.record_tool_call_started(call, start=start)
         # Committed: from here a crash leaves the call "started", which is what a re-run must see.
         fault(FaultPoint.AFTER_TOOL_STARTED)
         token = _current_call.set(
@@ -253,17 +247,7 @@ class ToolLedger:
         # A failure the model is told about is still a finished call: its result (the error text
         # the model saw) is what a re-run must replay.
         self._store.record_tool_call_finished(
-            ToolCallResult(
-                run_id=self._run_id,
-                seq=self._seq,
-                tool_call_id=tool_call_id,
-                tool_name=tool_name,
-                idempotent=idempotent,
-                attempt=self._attempt,
-                args=args_json,
-                result=_dump_part(outcome.part),
-                start=start if idempotent else None,
-            )
+            call, result=_dump_part(outcome.part), start=start if idempotent else None
         )
         return outcome
 

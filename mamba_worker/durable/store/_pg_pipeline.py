@@ -39,6 +39,7 @@ from mamba_worker.durable.store._pg_sql import (
     RESTART_TOOL_CALL,
     RUN_COLUMNS,
     START_AND_FINISH_TOOL_CALL,
+    START_TOOL_CALL,
     USAGE,
     step_guard,
     step_inserts,
@@ -49,7 +50,8 @@ from mamba_worker.durable.store._step_write import (
     RunningClaim,
     StepWrite,
     StepWritten,
-    ToolCallResult,
+    ToolCallRecord,
+    ToolCallStart,
     WriteRefused,
     built_events,
 )
@@ -247,15 +249,23 @@ class PgPipeline:
             row = conn.execute(RECORD_MODEL_CALL, params).fetchone()
         return row is not None and row[0] == 1
 
-    def record_tool_call_finished(self, call: ToolCallResult) -> bool:
-        """A call's result, and per ``call.start`` its start, in one transaction (one statement but for a restart)."""
-        params = dataclasses.asdict(call)
-        if call.start == "restart":
+    def record_tool_call_started(self, call: ToolCallRecord, *, start: ToolCallStart, now: datetime) -> None:
+        """`record_tool_call_started_txn` or `restart_tool_call_txn` as one autocommitted statement."""
+        params = {**dataclasses.asdict(call), "now": now}
+        with self._connection(autocommit=True) as conn:
+            conn.execute(START_TOOL_CALL if start == "insert" else RESTART_TOOL_CALL, params)
+
+    def record_tool_call_finished(
+        self, call: ToolCallRecord, *, result: str, start: ToolCallStart | None, now: datetime
+    ) -> bool:
+        """A call's result, and with ``start`` its start, in one transaction (one statement but for a restart)."""
+        params = {**dataclasses.asdict(call), "result": result, "now": now}
+        if start == "restart":
             with self._connection() as conn, conn.pipeline():
                 conn.execute(RESTART_TOOL_CALL, params)
                 finished = conn.execute(FINISH_TOOL_CALL, params)
                 conn.commit()
             return finished.rowcount == 1
-        statement = START_AND_FINISH_TOOL_CALL if call.start == "insert" else FINISH_TOOL_CALL
+        statement = START_AND_FINISH_TOOL_CALL if start == "insert" else FINISH_TOOL_CALL
         with self._connection(autocommit=True) as conn:
             return conn.execute(statement, params).rowcount == 1

@@ -120,6 +120,13 @@ START_AND_FINISH_TOOL_CALL = (
     "ON CONFLICT (run_id, seq, tool_call_id) DO UPDATE SET status = 'finished', result = EXCLUDED.result, "
     "error = NULL, finished_at = EXCLUDED.finished_at WHERE t.status IN ('started', 'in_doubt')"
 )
+START_TOOL_CALL = (
+    # `record_tool_call_started_txn`.
+    "INSERT INTO tool_calls (run_id, seq, tool_call_id, tool_name, idempotent, status, attempt, args, result, "
+    "error, started_at, finished_at) VALUES (%(run_id)s, %(seq)s, %(tool_call_id)s, %(tool_name)s, "
+    "%(idempotent)s, 'started', %(attempt)s, %(args)s, NULL, NULL, %(now)s, NULL) "
+    "ON CONFLICT (run_id, seq, tool_call_id) DO NOTHING"
+)
 RESTART_TOOL_CALL = (
     # `restart_tool_call_txn`.
     "UPDATE tool_calls SET status = 'started', attempt = %(attempt)s, started_at = %(now)s, error = NULL "

@@ -103,13 +103,8 @@ class ModelCallRecord:
 
 
 @dataclass(frozen=True, kw_only=True)
-class ToolCallResult:
-    """A tool call's result for the ``tool_calls`` ledger, with how its start is recorded.
-
-    ``start``: ``None`` when the start is already durable (a non-idempotent call, or one a person
-    approved); ``"insert"`` records a new row (`record_tool_call_started_txn`), ``"restart"`` a
-    later attempt's takeover (`restart_tool_call_txn`), in the same transaction as the result.
-    """
+class ToolCallRecord:
+    """One tool call of a step attempt, as the ``tool_calls`` ledger records it (start and result)."""
 
     run_id: str
     seq: int
@@ -118,9 +113,6 @@ class ToolCallResult:
     idempotent: bool
     attempt: int
     args: str | None
-    result: str
-    start: ToolCallStart | None
-    now: datetime = field(default_factory=utcnow)
 
 
 class WriteRefused(StrEnum):

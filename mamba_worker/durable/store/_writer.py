@@ -32,7 +32,8 @@ from mamba_worker.durable.store._step_write import (
     RunningClaim,
     StepWrite,
     StepWritten,
-    ToolCallResult,
+    ToolCallRecord,
+    ToolCallStart,
     WriteRefused,
     write_step_txn,
 )
@@ -143,30 +144,55 @@ class StepWriter:
                 now=record.now,
             )
 
-    def record_tool_call_finished(self, call: ToolCallResult) -> bool:
-        """A tool call's result (and per ``call.start`` its start) in a transaction of its own; whether recorded."""
+    def record_tool_call_started(
+        self, call: ToolCallRecord, *, start: ToolCallStart, now: datetime | None = None
+    ) -> None:
+        """Record that ``call`` is about to run, in a transaction of its own (durable before it runs).
+
+        ``start``: ``"insert"`` a new row (`record_tool_call_started_txn`), ``"restart"`` a later
+        attempt's takeover of an unfinished one (`restart_tool_call_txn`).
+        """
+        now = now or utcnow()
         if self._pipeline is not None:
-            return self._pipeline.record_tool_call_finished(call)
+            self._pipeline.record_tool_call_started(call, start=start, now=now)
+            return
         with self.session() as session, session.begin():
-            if call.start == "insert":
-                record_tool_call_started_txn(
-                    session,
-                    run_id=call.run_id,
-                    seq=call.seq,
-                    tool_call_id=call.tool_call_id,
-                    tool_name=call.tool_name,
-                    idempotent=call.idempotent,
-                    attempt=call.attempt,
-                    args=call.args,
-                    now=call.now,
-                )
-            elif call.start == "restart":
-                restart_tool_call_txn(
-                    session, call.run_id, call.seq, call.tool_call_id, attempt=call.attempt, now=call.now
-                )
+            _start_txn(session, call, start, now=now)
+
+    def record_tool_call_finished(
+        self, call: ToolCallRecord, *, result: str, start: ToolCallStart | None, now: datetime | None = None
+    ) -> bool:
+        """``call``'s result (JSON text) in a transaction of its own; whether it was recorded.
+
+        With ``start`` the call's start is recorded in the same transaction (an idempotent call,
+        whose start need not be durable before it runs; see `record_tool_call_started`).
+        """
+        now = now or utcnow()
+        if self._pipeline is not None:
+            return self._pipeline.record_tool_call_finished(call, result=result, start=start, now=now)
+        with self.session() as session, session.begin():
+            if start is not None:
+                _start_txn(session, call, start, now=now)
             return record_tool_call_finished_txn(
-                session, call.run_id, call.seq, call.tool_call_id, result=call.result, now=call.now
+                session, call.run_id, call.seq, call.tool_call_id, result=result, now=now
             )
+
+
+def _start_txn(session: Session, call: ToolCallRecord, start: ToolCallStart, *, now: datetime) -> None:
+    if start == "insert":
+        record_tool_call_started_txn(
+            session,
+            run_id=call.run_id,
+            seq=call.seq,
+            tool_call_id=call.tool_call_id,
+            tool_name=call.tool_name,
+            idempotent=call.idempotent,
+            attempt=call.attempt,
+            args=call.args,
+            now=now,
+        )
+    else:
+        restart_tool_call_txn(session, call.run_id, call.seq, call.tool_call_id, attempt=call.attempt, now=now)
 
 
 class _Refused(Exception):

@@ -32,7 +32,7 @@ from mamba_worker.durable.store import (
     StepWrite,
     StepWritten,
     SuccessorWrite,
-    ToolCallResult,
+    ToolCallRecord,
     WriteRefused,
     claim_step_txn,
     record_tool_call_started_txn,
@@ -271,20 +271,11 @@ def test_a_model_call_is_counted_once(store: RunStore, make_run: MakeRun) -> Non
 def test_a_tool_calls_start_is_written_with_its_result(store: RunStore, make_run: MakeRun, idempotent: bool) -> None:
     run_id = _running(store, make_run)
 
-    recorded = store.record_tool_call_finished(
-        ToolCallResult(
-            run_id=run_id,
-            seq=1,
-            tool_call_id="c1",
-            result='"ok"',
-            start="insert",
-            tool_name="lookup",
-            idempotent=idempotent,
-            attempt=1,
-            args='{"q": 1}',
-            now=T0,
-        )
+    call = ToolCallRecord(
+        run_id=run_id, seq=1, tool_call_id="c1", tool_name="lookup", idempotent=idempotent, attempt=1, args='{"q": 1}'
     )
+
+    recorded = store.record_tool_call_finished(call, result='"ok"', start="insert", now=T0)
 
     assert recorded
     [call] = store.get_tool_calls(run_id, 1)
@@ -305,11 +296,34 @@ def test_a_later_attempt_takes_an_unfinished_call_over_and_finishes_it(store: Ru
         record_tool_call_started_txn(session, **common, attempt=1, args=None)
 
     assert store.record_tool_call_finished(
-        ToolCallResult(**common, result='"y"', start="restart", attempt=2, args=None)
+        ToolCallRecord(**common, attempt=2, args=None), result='"y"', start="restart"
     )
 
     [call] = store.get_tool_calls(run_id, 1)
     assert (call.status, call.attempt, call.result) == (ToolCallStatus.FINISHED, 2, '"y"')
+
+
+def test_a_calls_start_is_recorded_on_its_own_and_a_later_attempt_takes_it_over(
+    store: RunStore, make_run: MakeRun
+) -> None:
+    run_id = _running(store, make_run)
+    call = ToolCallRecord(
+        run_id=run_id, seq=1, tool_call_id="c1", tool_name="charge", idempotent=False, attempt=1, args='{"n": 1}'
+    )
+
+    store.record_tool_call_started(call, start="insert", now=T0)
+    store.record_tool_call_started(call, start="insert")  # a duplicate changes nothing
+
+    [started] = store.get_tool_calls(run_id, 1)
+    assert (started.status, started.attempt, started.args, started.started_at) == (
+        ToolCallStatus.STARTED,
+        1,
+        '{"n": 1}',
+        T0,
+    )
+    store.record_tool_call_started(dataclasses.replace(call, attempt=2), start="restart")
+    [restarted] = store.get_tool_calls(run_id, 1)
+    assert (restarted.status, restarted.attempt) == (ToolCallStatus.STARTED, 2)
 
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
