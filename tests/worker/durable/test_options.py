@@ -100,10 +100,11 @@ async def test_a_step_timeout_is_tried_again(factory: RuntimeFactory) -> None:
 
 async def test_a_run_that_outlives_its_timeout_fails(factory: RuntimeFactory) -> None:
     h = factory.harness()
-    run_id = h.submit("1000", workflow="dt_count", model="offline", options=RunOptions(timeout_seconds=0.3))
+    # Long enough that the first step commits within it even on a loaded machine (it takes ms).
+    run_id = h.submit("1000", workflow="dt_count", model="offline", options=RunOptions(timeout_seconds=2.0))
     assert await h.step(run_id) == StepOutcome.COMMITTED
     created = h.service.get(run_id).created_at
-    wait_until(lambda: utcnow() - created > timedelta(seconds=0.3), what="the run's timeout to pass")
+    wait_until(lambda: utcnow() - created > timedelta(seconds=2.0), timeout=10, what="the run's timeout to pass")
 
     await h.drive(run_id)
 
