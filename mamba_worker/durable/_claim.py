@@ -76,6 +76,8 @@ class ClaimedStep:
     """The workflow state the step starts from (JSON text; ``None`` only for a damaged run)."""
     loaded: BaseModel | None = None
     """`state` already parsed: the object an inline predecessor just committed (saves a parse)."""
+    next_event_seq: int | None = None
+    """The run's next event number as this worker's claim or commit left it (``None``: unknown)."""
 
 
 class StepClaimer:
@@ -103,7 +105,14 @@ class StepClaimer:
         if taken is not None:
             self._publisher.publish([taken.event], payloads=[taken.payload])
             run, claim = taken.run, taken.claim
-            return ClaimedStep(run=run, seq=seq, name=claim.name, attempt=claim.attempt, state=run.state)
+            return ClaimedStep(
+                run=run,
+                seq=seq,
+                name=claim.name,
+                attempt=claim.attempt,
+                state=run.state,
+                next_event_seq=run.next_event_seq,
+            )
         committed: list[Event] = []
         with self._rt.store.session() as session, session.begin():
             general = self._claim_general_txn(session, run_id, seq, committed)

@@ -17,13 +17,13 @@ executor then runs it inline, with no broker hop and no claim transaction. A cra
 commit leaves a running successor whose lease expires, which the reconciler re-sends like any
 other (invariant 4).
 
-`RunStore.write_step` does the writing (`StepWrite`): on PostgreSQL in psycopg's pipeline mode, in
-two round trips; elsewhere with the portable ``*_txn`` writers.
+`RunStore.write_step` does the writing (`StepWrite`): on PostgreSQL with psycopg, in one round
+trip when this worker knows the run's event counter (from its claim or its inline predecessor's
+commit), else two; elsewhere with the portable ``*_txn`` writers.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, assert_never
@@ -85,6 +85,8 @@ class StepCommit:
     """Usage of this attempt's new model calls (already in the ledger; reported in the event)."""
     claim_next_for: float | None = None
     """Lease seconds: claim the successor for ``owner`` in this commit, to run it inline."""
+    expected_event_seq: int | None = None
+    """The run's next event number as this worker last wrote it (`StepWrite.expected_event_seq`)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -99,6 +101,8 @@ class CommitOutcome:
     """The run's status after the commit."""
     payloads: list[str] | None = None
     """`events` as stored (JSON text), when known: published as they are."""
+    next_event_seq: int | None = None
+    """The run's next event number after the commit (what an inline successor's commit expects)."""
 
 
 def commit_step(store: RunStore, commit: StepCommit) -> CommitOutcome:
@@ -113,8 +117,8 @@ def commit_step(store: RunStore, commit: StepCommit) -> CommitOutcome:
     successor: SuccessorWrite | None = None
     step_events: list[Event] = list(commit.events)
     # The final event reports the run's totals as of the commit, which the write reads back; the
-    # other events are known now. Every extra round trip here is paid on every step of every run.
-    final: Callable[..., Event] | None = None
+    # other events are known now, so a non-final step is written in one round trip on PostgreSQL.
+    final: Callable[[Usage], Event] | None = None
     fields: dict[str, Any] = {}
     match commit.result:
         case Next(step=next_step):
@@ -156,14 +160,14 @@ def commit_step(store: RunStore, commit: StepCommit) -> CommitOutcome:
             jsonable = _jsonable(output)
             fields = {"status": status, "output": jsonable}
             step_events.append(_committed(commit, next_step=None))
-            final = functools.partial(RunSucceeded, run_id=commit.run_id, output=jsonable)
+            final = _final(RunSucceeded, run_id=commit.run_id, output=jsonable)
 
         case Finish(error=message):
             status = RunStatus.FAILED
             error = ErrorBody(code="workflow_failed", message=str(message))
             fields = {"status": status, "error": error}
             step_events.append(_committed(commit, next_step=None))
-            final = functools.partial(RunFailed, run_id=commit.run_id, error=error)
+            final = _final(RunFailed, run_id=commit.run_id, error=error)
 
         case _:
             assert_never(commit.result)
@@ -174,8 +178,9 @@ def commit_step(store: RunStore, commit: StepCommit) -> CommitOutcome:
         attempt=commit.attempt,
         state=commit.state,
         successor=successor,
-        event_count=len(step_events) + (final is not None),
-        events=lambda usage: step_events if final is None else [*step_events, final(usage=usage)],
+        events=step_events,
+        final=final,
+        expected_event_seq=commit.expected_event_seq,
         now=utcnow(),
         **fields,
     )
@@ -196,7 +201,18 @@ def commit_step(store: RunStore, commit: StepCommit) -> CommitOutcome:
     # Committed. A crash from here on leaves the successor stamped but unsent: no worker claims
     # it, and the reconciler sends it again after redispatch_after (a lease's length by default).
     fault(FaultPoint.AFTER_STEP_COMMIT)
-    return CommitOutcome(next=next_dispatch, events=written.events, status=status, payloads=written.payloads)
+    return CommitOutcome(
+        next=next_dispatch,
+        events=written.events,
+        status=status,
+        payloads=written.payloads,
+        next_event_seq=written.next_event_seq,
+    )
+
+
+def _final(event: Callable[..., Event], **fields: Any) -> Callable[[Usage], Event]:
+    """The run's final event, once the commit has read the run's usage totals."""
+    return lambda usage: event(usage=usage, **fields)
 
 
 def _committed(commit: StepCommit, *, next_step: str | None) -> StepCommitted:

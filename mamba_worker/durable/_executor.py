@@ -159,6 +159,7 @@ class StepExecutor:
                 attempt=successor.claimed_attempt,
                 state=state,
                 loaded=loaded,
+                next_event_seq=outcome.next_event_seq,
             )
 
     def _runs_inline(self, workflow: str, step: str) -> bool:
@@ -228,6 +229,7 @@ class StepExecutor:
             events=ctx.events,
             usage=ctx.usage,
             claim_next_for=rt.runtime.lease_seconds if claim_next else None,
+            expected_event_seq=claimed.next_event_seq,
         )
         return commit_step(rt.store, commit), commit.state, state
 

@@ -4,7 +4,8 @@ Why this exists: through SQLAlchemy every statement is its own round trip (psyco
 ``BEGIN`` on its own) and costs about 0.1 ms of client CPU, and on the server each statement costs
 about as much as a round trip. A step commit was nine statements; a model call's ledger, five.
 Here the ``*_txn`` writers' statements are folded into data-modifying CTEs (``_pg_sql``) and sent
-in psycopg's pipeline mode: a step commit is ``BEGIN`` + the guards (one statement), then the
+in psycopg's pipeline mode: a step commit is one autocommitted statement when the writer knows the
+run's event counter (`step_write_once`), else ``BEGIN`` + the guards (one statement), then the
 inserts (one statement) + ``COMMIT``, in two round trips; a ledger row is one autocommitted
 statement. psycopg prepares the statements server-side after a few uses.
 
@@ -21,7 +22,7 @@ one failed attempt, not one per pooled connection.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -43,6 +44,7 @@ from mamba_worker.durable.store._pg_sql import (
     USAGE,
     step_guard,
     step_inserts,
+    step_write_once,
 )
 from mamba_worker.durable.store._runs import UNSET
 from mamba_worker.durable.store._step_write import (
@@ -107,7 +109,7 @@ class PgPipeline:
             pooled.close()
 
     def write_step(self, write: StepWrite) -> StepWritten | WriteRefused:
-        """`write_step_txn`'s rows in one transaction: the guards, then the inserts with ``COMMIT``."""
+        """`write_step_txn`'s rows in one transaction: one statement when it can, else guards then inserts."""
         params: dict[str, Any] = {
             "run_id": write.run_id,
             "seq": write.seq,
@@ -117,8 +119,22 @@ class PgPipeline:
             "state": write.state,
             "events": write.event_count,
         }
-        successor = write.successor
-        guard = step_guard(self._run_sets(write, params))  # cached per set of columns
+        run_sets = self._run_sets(write, params)
+        if write.successor is not None:
+            params |= self._successor_params(write)
+        if write.expected_event_seq is not None and write.final is None:
+            # The events do not depend on the commit's reads: number them now and send everything
+            # at once. Most steps of every run take this path.
+            events, payloads = built_events(write, None, first_seq=write.expected_event_seq)
+            params |= self._event_params(events, payloads) | {"expected_seq": write.expected_event_seq}
+            statement = step_write_once(run_sets, successor=write.successor is not None, events=bool(events))
+            with self._connection(autocommit=True) as conn:
+                row = conn.execute(statement, params).fetchone()
+            assert row is not None  # the statement always returns one row
+            if row[0] == 1:
+                return StepWritten(events=events, usage=self._usage(row[2:]), payloads=payloads, next_event_seq=row[1])
+            # Nothing was written: the guards below say why, or write it (another writer appended events).
+        guard = step_guard(run_sets)  # cached per set of columns
         with self._connection() as conn, conn.pipeline() as pipeline:
             guarded = conn.execute(guard, params)
             pipeline.sync()
@@ -127,35 +143,47 @@ class PgPipeline:
             if row[0] != 1 or row[1] is None:
                 conn.rollback()
                 return WriteRefused.LEASE_LOST if row[0] != 1 else WriteRefused.RUN_STOPPED
-            usage = Usage(**dict(zip(USAGE, row[2:], strict=True)))
+            usage = self._usage(row[2:])
             events, payloads = built_events(write, usage, first_seq=row[1] - write.event_count)
-            if successor is not None:
-                claimed = successor.claimed_by is not None
-                params |= {
-                    "next_seq": successor.seq,
-                    "next_name": successor.name,
-                    "next_status": (StepStatus.RUNNING if claimed else StepStatus.PENDING).value,
-                    "next_attempt": 1 if claimed else 0,
-                    "next_owner": successor.claimed_by,
-                    "next_expires": write.now + timedelta(seconds=successor.lease_seconds) if claimed else None,
-                    "next_started": write.now if claimed else None,
-                    "task_name": successor.task_name,
-                    "queue": successor.queue,
-                    "priority": successor.priority,
-                    "task_id": successor.task_id,
-                }
             if events:
-                params |= {
-                    "event_seqs": [event.seq for event in events],
-                    "event_types": [event.type for event in events],
-                    "event_payloads": payloads,
-                    "event_times": [event.ts for event in events],
-                }
-            inserts = step_inserts(successor=successor is not None, events=bool(events))
+                params |= self._event_params(events, payloads)
+            inserts = step_inserts(successor=write.successor is not None, events=bool(events))
             if inserts is not None:
                 conn.execute(inserts, params)
             conn.commit()
-        return StepWritten(events=events, usage=usage, payloads=payloads)
+        return StepWritten(events=events, usage=usage, payloads=payloads, next_event_seq=row[1])
+
+    @staticmethod
+    def _usage(values: Sequence[Any]) -> Usage:
+        return Usage(**dict(zip(USAGE, values, strict=True)))
+
+    @staticmethod
+    def _successor_params(write: StepWrite) -> dict[str, Any]:
+        successor = write.successor
+        assert successor is not None
+        claimed = successor.claimed_by is not None
+        return {
+            "next_seq": successor.seq,
+            "next_name": successor.name,
+            "next_status": (StepStatus.RUNNING if claimed else StepStatus.PENDING).value,
+            "next_attempt": 1 if claimed else 0,
+            "next_owner": successor.claimed_by,
+            "next_expires": write.now + timedelta(seconds=successor.lease_seconds) if claimed else None,
+            "next_started": write.now if claimed else None,
+            "task_name": successor.task_name,
+            "queue": successor.queue,
+            "priority": successor.priority,
+            "task_id": successor.task_id,
+        }
+
+    @staticmethod
+    def _event_params(events: Sequence[Event], payloads: Sequence[str]) -> dict[str, Any]:
+        return {
+            "event_seqs": [event.seq for event in events],
+            "event_types": [event.type for event in events],
+            "event_payloads": payloads,
+            "event_times": [event.ts for event in events],
+        }
 
     def _run_sets(self, write: StepWrite, params: dict[str, Any]) -> tuple[str, ...]:
         """`advance_run_txn`'s ``SET`` list for this write (its parameters go into ``params``)."""

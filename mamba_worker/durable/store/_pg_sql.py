@@ -2,8 +2,9 @@
 
 On PostgreSQL each statement costs the server about as much as a round trip (0.1-0.15 ms on the
 benchmark machine), so the per-step writes are folded into data-modifying CTEs: a step commit is
-``BEGIN``, one guard statement, one insert statement and ``COMMIT``, where the ``*_txn`` writers
-make seven to ten statements. Each statement here says which writers it stands for; the status
+one autocommitted statement (`step_write_once`) when the writer knows the run's event counter,
+else ``BEGIN``, one guard statement, one insert statement and ``COMMIT``, where the ``*_txn``
+writers make seven to ten statements. Each statement here says which writers it stands for; the status
 values are the `mamba_client.schemas` enums' (``tests/worker/durable/store/test_pg_sql.py`` keeps
 them equal).
 """
@@ -45,12 +46,54 @@ def step_guard(run_sets: tuple[str, ...]) -> str:
     )
 
 
-_INSERT_STEP = (
-    "st AS (INSERT INTO steps (run_id, seq, name, status, attempt, lease_owner, lease_expires_at, started_at, "
-    "checkpoint, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, requests, cost_usd, "
-    "created_at) VALUES (%(run_id)s, %(next_seq)s, %(next_name)s, %(next_status)s, %(next_attempt)s, "
-    "%(next_owner)s, %(next_expires)s, %(next_started)s, NULL, 0, 0, 0, 0, 0, 0, %(now)s) RETURNING run_id, seq)"
+@functools.cache
+def step_write_once(run_sets: tuple[str, ...], *, successor: bool, events: bool) -> str:
+    """The whole of `write_step_txn` in one statement, for a writer that knows the run's event counter.
+
+    Nothing is written unless every guard holds, so the statement can run on its own
+    (autocommit): the step is locked and checked held, then the run is locked and checked running,
+    not asked to cancel, and at ``next_event_seq = %(expected_seq)s`` (the events were numbered
+    from it before the statement was sent); only then are both updated and the rows inserted,
+    each insert reading its go-ahead from the previous CTE's ``RETURNING``. The locks are taken
+    step first, then run, the order of every other writer of both (the claim, the two-statement
+    commit), so two writers never wait on each other in a cycle.
+
+    One row: 1 and the run's new ``next_event_seq`` and usage totals when written; 0 and NULLs
+    when not (lease lost, run stopped, or another writer appended events: the caller takes the
+    two-statement path, which tells them apart).
+    """
+    ctes = [
+        f"ls AS (SELECT 1 FROM steps WHERE {_HELD} FOR UPDATE)",
+        "lr AS (SELECT 1 FROM runs WHERE id = %(run_id)s AND status = 'running' AND cancel_requested IS false "
+        "AND next_event_seq = %(expected_seq)s AND EXISTS (SELECT 1 FROM ls) FOR UPDATE)",
+        "s AS (UPDATE steps SET status = 'committed', lease_owner = NULL, lease_expires_at = NULL, "
+        "finished_at = %(now)s WHERE run_id = %(run_id)s AND seq = %(seq)s AND EXISTS (SELECT 1 FROM lr) "
+        "RETURNING 1)",
+        f"r AS (UPDATE runs SET {', '.join(run_sets)} WHERE id = %(run_id)s AND EXISTS (SELECT 1 FROM s) "
+        f"RETURNING next_event_seq, {', '.join(USAGE)})",
+    ]
+    if successor:
+        ctes += [_INSERT_STEP_AFTER_RUN, _INSERT_OUTBOX]
+    if events:
+        ctes.append(f"ev AS ({_INSERT_EVENTS} WHERE EXISTS (SELECT 1 FROM r))")
+    return (
+        f"WITH {', '.join(ctes)} "
+        f"SELECT (SELECT count(*) FROM s), r.next_event_seq, {', '.join('r.' + name for name in USAGE)} "
+        "FROM (SELECT 1) AS one LEFT JOIN r ON true"
+    )
+
+
+_STEP_COLUMNS = (
+    "steps (run_id, seq, name, status, attempt, lease_owner, lease_expires_at, started_at, checkpoint, "
+    "input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, requests, cost_usd, created_at)"
 )
+_STEP_VALUES = (
+    "%(run_id)s, %(next_seq)s, %(next_name)s, %(next_status)s, %(next_attempt)s, %(next_owner)s, "
+    "%(next_expires)s, %(next_started)s, NULL, 0, 0, 0, 0, 0, 0, %(now)s"
+)
+_INSERT_STEP = f"st AS (INSERT INTO {_STEP_COLUMNS} VALUES ({_STEP_VALUES}) RETURNING run_id, seq)"
+# The same, inserted only when the run's update (CTE ``r``) was made.
+_INSERT_STEP_AFTER_RUN = f"st AS (INSERT INTO {_STEP_COLUMNS} SELECT {_STEP_VALUES} FROM r RETURNING run_id, seq)"
 # The outbox row is stamped dispatched (attempt 1, the task id): the writer sends right after.
 # Its foreign key to the step inserted in `_INSERT_STEP` is checked at the end of the statement.
 _INSERT_OUTBOX = (

@@ -2,8 +2,9 @@
 
 `commit_step` (``durable/_commit.py``) decides *what* a step commit writes; this module says how
 it lands in SQL. `RunStore.write_step` runs it in one transaction: on PostgreSQL through
-`PgPipeline` (two round trips), elsewhere through `write_step_txn` (the ``*_txn`` writers on a
-session). Both write the same rows and take the same guards, in the same order:
+`PgPipeline` (one round trip when the writer knows the run's event counter, else two), elsewhere
+through `write_step_txn` (the ``*_txn`` writers on a session). Both write the same rows and take
+the same guards, in the same order:
 
 1. the step must still be ``running`` under the writer's lease and attempt (`mark_step_committed_txn`);
 2. the run must still be ``running`` and not asked to cancel (`advance_run_txn`, which also sets
@@ -64,11 +65,21 @@ class StepWrite:
     output: JsonValue | Unset = UNSET
     error: ErrorBody | None | Unset = UNSET
     successor: SuccessorWrite | None = None
-    event_count: int
-    """How many events `events` returns (their numbers are reserved before they are built)."""
-    events: Callable[[Usage], Sequence[Event]]
-    """The step's events, built from the run's usage totals as of the commit (a final event reports them)."""
+    events: Sequence[Event]
+    """The step's events, in order (numbered by the write)."""
+    final: Callable[[Usage], Event] | None = None
+    """The run's final event, built from its usage totals as of the commit (which the write reads)."""
+    expected_event_seq: int | None = None
+    """The run's next event number as this writer last wrote it (its claim, or its inline
+    predecessor's commit). With it, PostgreSQL numbers the events before the write and checks the
+    guess in the same statement: one round trip. A wrong guess (another writer appended events
+    meanwhile) writes nothing and the write takes the general path."""
     now: datetime
+
+    @property
+    def event_count(self) -> int:
+        """How many events the write stores (their numbers are reserved together)."""
+        return len(self.events) + (self.final is not None)
 
 
 ToolCallStart = Literal["insert", "restart"]
@@ -136,6 +147,8 @@ class StepWritten:
     """The run's usage totals as of the commit."""
     payloads: list[str]
     """The events as stored (JSON text), for publishing them without serialising them again."""
+    next_event_seq: int
+    """The run's next event number after the write (what the next write by this worker expects)."""
 
 
 def write_step_txn(session: Session, write: StepWrite) -> StepWritten | WriteRefused:
@@ -184,14 +197,24 @@ def write_step_txn(session: Session, write: StepWrite) -> StepWritten | WriteRef
         )
     numbered, payloads = built_events(write, advance.usage, first_seq=advance.first_event_seq)
     insert_numbered_events_txn(session, numbered, payloads)
-    return StepWritten(events=numbered, usage=advance.usage, payloads=payloads)
+    return StepWritten(
+        events=numbered,
+        usage=advance.usage,
+        payloads=payloads,
+        next_event_seq=advance.first_event_seq + write.event_count,
+    )
 
 
-def built_events(write: StepWrite, usage: Usage, *, first_seq: int) -> tuple[list[Event], list[str]]:
-    """The write's events for ``usage``, numbered from ``first_seq``, and their JSON (what both paths store)."""
-    events = write.events(usage)
-    if len(events) != write.event_count:
-        # The numbers were reserved for event_count events: more would collide, fewer leave a gap.
-        raise ValueError(f"StepWrite.events returned {len(events)} events, not event_count={write.event_count}")
+def built_events(write: StepWrite, usage: Usage | None, *, first_seq: int) -> tuple[list[Event], list[str]]:
+    """The write's events numbered from ``first_seq``, and their JSON (what both paths store).
+
+    ``usage``: the run's totals as of the commit, for the final event (``None`` only when the
+    write has none).
+    """
+    events = list(write.events)
+    if write.final is not None:
+        if usage is None:
+            raise ValueError("a final event needs the run's usage as of the commit")
+        events.append(write.final(usage))
     numbered = [event.model_copy(update={"seq": first_seq + i}) for i, event in enumerate(events)]
     return numbered, [event.model_dump_json() for event in numbered]
