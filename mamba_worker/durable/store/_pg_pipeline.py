@@ -7,7 +7,13 @@ Here the ``*_txn`` writers' statements are folded into data-modifying CTEs (``_p
 in psycopg's pipeline mode: a step commit is one autocommitted statement when the writer knows the
 run's event counter (`step_write_once`), else ``BEGIN`` + the guards (one statement), then the
 inserts (one statement) + ``COMMIT``, in two round trips; a ledger row is one autocommitted
-statement. psycopg prepares the statements server-side after a few uses.
+statement.
+
+Every statement is prepared server-side on its first use on a connection (``prepare=True``).
+psycopg's own rule (prepare after five uses) almost never fires here: any ``ROLLBACK`` on a
+connection (SQLAlchemy resets a pooled connection that way after a read) empties psycopg's cache of
+prepared statements, so these CTEs were parsed and planned on every execution (the server log
+showed parse + bind at twice the execution time).
 
 Only imported on PostgreSQL with psycopg (`StepWriter`): psycopg is the ``postgres`` extra, and
 the default install (SQLite) has no psycopg.
@@ -129,14 +135,14 @@ class PgPipeline:
             params |= self._event_params(events, payloads) | {"expected_seq": write.expected_event_seq}
             statement = step_write_once(run_sets, successor=write.successor is not None, events=bool(events))
             with self._connection(autocommit=True) as conn:
-                row = conn.execute(statement, params).fetchone()
+                row = conn.execute(statement, params, prepare=True).fetchone()
             assert row is not None  # the statement always returns one row
             if row[0] == 1:
                 return StepWritten(events=events, usage=self._usage(row[2:]), payloads=payloads, next_event_seq=row[1])
             # Nothing was written: the guards below say why, or write it (another writer appended events).
         guard = step_guard(run_sets)  # cached per set of columns
         with self._connection() as conn, conn.pipeline() as pipeline:
-            guarded = conn.execute(guard, params)
+            guarded = conn.execute(guard, params, prepare=True)
             pipeline.sync()
             row = guarded.fetchone()
             assert row is not None  # the statement always returns one row
@@ -149,7 +155,7 @@ class PgPipeline:
                 params |= self._event_params(events, payloads)
             inserts = step_inserts(successor=write.successor is not None, events=bool(events))
             if inserts is not None:
-                conn.execute(inserts, params)
+                conn.execute(inserts, params, prepare=True)
             conn.commit()
         return StepWritten(events=events, usage=usage, payloads=payloads, next_event_seq=row[1])
 
@@ -225,7 +231,7 @@ class PgPipeline:
             "expires": now + timedelta(seconds=lease_seconds),
         }
         with self._connection() as conn, conn.pipeline() as pipeline:
-            claimed = conn.execute(CLAIM_RUNNING, params)
+            claimed = conn.execute(CLAIM_RUNNING, params, prepare=True)
             pipeline.sync()
             row = claimed.fetchone()
             if row is None:
@@ -274,14 +280,14 @@ class PgPipeline:
             **{name: getattr(record.usage, name) for name in USAGE},
         }
         with self._connection(autocommit=True) as conn:
-            row = conn.execute(RECORD_MODEL_CALL, params).fetchone()
+            row = conn.execute(RECORD_MODEL_CALL, params, prepare=True).fetchone()
         return row is not None and row[0] == 1
 
     def record_tool_call_started(self, call: ToolCallRecord, *, start: ToolCallStart, now: datetime) -> None:
         """`record_tool_call_started_txn` or `restart_tool_call_txn` as one autocommitted statement."""
         params = {**dataclasses.asdict(call), "now": now}
         with self._connection(autocommit=True) as conn:
-            conn.execute(START_TOOL_CALL if start == "insert" else RESTART_TOOL_CALL, params)
+            conn.execute(START_TOOL_CALL if start == "insert" else RESTART_TOOL_CALL, params, prepare=True)
 
     def record_tool_call_finished(
         self, call: ToolCallRecord, *, result: str, start: ToolCallStart | None, now: datetime
@@ -290,10 +296,10 @@ class PgPipeline:
         params = {**dataclasses.asdict(call), "result": result, "now": now}
         if start == "restart":
             with self._connection() as conn, conn.pipeline():
-                conn.execute(RESTART_TOOL_CALL, params)
-                finished = conn.execute(FINISH_TOOL_CALL, params)
+                conn.execute(RESTART_TOOL_CALL, params, prepare=True)
+                finished = conn.execute(FINISH_TOOL_CALL, params, prepare=True)
                 conn.commit()
             return finished.rowcount == 1
         statement = START_AND_FINISH_TOOL_CALL if start == "insert" else FINISH_TOOL_CALL
         with self._connection(autocommit=True) as conn:
-            return conn.execute(statement, params).rowcount == 1
+            return conn.execute(statement, params, prepare=True).rowcount == 1

@@ -101,10 +101,13 @@ _INSERT_OUTBOX = (
     "queued_at, not_before, dispatched_at) SELECT st.run_id, st.seq, %(task_name)s, %(queue)s, %(priority)s, "
     "1, %(task_id)s, %(now)s, %(now)s, NULL, %(now)s FROM st ON CONFLICT (run_id, seq) DO NOTHING RETURNING 1)"
 )
+# The arrays are sent in binary (``%(...)b``): psycopg's text format escapes every element of a
+# text array with a regular expression in Python, a measurable share of a step's CPU for the
+# events' kilobytes of JSON.
 _INSERT_EVENTS = (
     "INSERT INTO events (run_id, seq, type, payload, created_at) SELECT %(run_id)s, e.seq, e.type, e.payload, "
-    "e.created_at FROM unnest(%(event_seqs)s::bigint[], %(event_types)s::text[], %(event_payloads)s::text[], "
-    "%(event_times)s::timestamptz[]) AS e(seq, type, payload, created_at)"
+    "e.created_at FROM unnest(%(event_seqs)b::bigint[], %(event_types)b::text[], %(event_payloads)b::text[], "
+    "%(event_times)b::timestamptz[]) AS e(seq, type, payload, created_at)"
 )
 
 
