@@ -101,7 +101,7 @@ class CommitOutcome:
     """The run's status after the commit."""
     payloads: list[str] | None = None
     """`events` as stored (JSON text), when known: published as they are."""
-    next_event_seq: int | None = None
+    next_event_seq: int
     """The run's next event number after the commit (what an inline successor's commit expects)."""
 
 

@@ -58,6 +58,7 @@ from mamba_worker.durable.store._step_write import (
     RunningClaim,
     StepWrite,
     StepWritten,
+    SuccessorWrite,
     ToolCallRecord,
     ToolCallStart,
     WriteRefused,
@@ -127,7 +128,7 @@ class PgPipeline:
         }
         run_sets = self._run_sets(write, params)
         if write.successor is not None:
-            params |= self._successor_params(write)
+            params |= self._successor_params(write.successor, now=write.now)
         if write.expected_event_seq is not None and write.final is None:
             # The events do not depend on the commit's reads: number them now and send everything
             # at once. Most steps of every run take this path.
@@ -164,9 +165,7 @@ class PgPipeline:
         return Usage(**dict(zip(USAGE, values, strict=True)))
 
     @staticmethod
-    def _successor_params(write: StepWrite) -> dict[str, Any]:
-        successor = write.successor
-        assert successor is not None
+    def _successor_params(successor: SuccessorWrite, *, now: datetime) -> dict[str, Any]:
         claimed = successor.claimed_by is not None
         return {
             "next_seq": successor.seq,
@@ -174,8 +173,8 @@ class PgPipeline:
             "next_status": (StepStatus.RUNNING if claimed else StepStatus.PENDING).value,
             "next_attempt": 1 if claimed else 0,
             "next_owner": successor.claimed_by,
-            "next_expires": write.now + timedelta(seconds=successor.lease_seconds) if claimed else None,
-            "next_started": write.now if claimed else None,
+            "next_expires": now + timedelta(seconds=successor.lease_seconds) if claimed else None,
+            "next_started": now if claimed else None,
             "task_name": successor.task_name,
             "queue": successor.queue,
             "priority": successor.priority,
