@@ -9,7 +9,7 @@ commit instead (`commit_step`), and never passes through here.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
 
@@ -30,6 +30,7 @@ from mamba_client.schemas import (
 from mamba_worker.durable._attempts import allowed_attempts, attempt_limit
 from mamba_worker.durable._dispatch import Dispatcher
 from mamba_worker.durable._events import EventPublisher
+from mamba_worker.durable._journal import JournalMark
 from mamba_worker.durable._runtime import Runtime
 from mamba_worker.durable.store import (
     OutboxRow,
@@ -37,10 +38,12 @@ from mamba_worker.durable.store import (
     RunRow,
     StepClaim,
     StepRow,
+    StoredChunks,
     abort_step_txn,
     append_events_txn,
     claim_step_txn,
     load_run_txn,
+    load_state_chunks_txn,
     load_step_txn,
     update_run_txn,
     utcnow,
@@ -73,9 +76,14 @@ class ClaimedStep:
     name: str
     attempt: int
     state: str | None
-    """The workflow state the step starts from (JSON text; ``None`` only for a damaged run)."""
+    """The workflow state the step starts from (JSON text; ``None`` only for a damaged run), without
+    its journal lists (`chunks`)."""
+    chunks: StoredChunks = field(default_factory=dict)
+    """The state's journal lists as stored (see ``durable/_journal.py``)."""
     loaded: BaseModel | None = None
-    """`state` already parsed: the object an inline predecessor just committed (saves a parse)."""
+    """The state already parsed: the object an inline predecessor just committed (saves a parse)."""
+    mark: JournalMark | None = None
+    """With `loaded`: what the store holds of its journal lists."""
     next_event_seq: int | None = None
     """The run's next event number as this worker's claim or commit left it (``None``: unknown)."""
 
@@ -111,6 +119,7 @@ class StepClaimer:
                 name=claim.name,
                 attempt=claim.attempt,
                 state=run.state,
+                chunks=taken.chunks,
                 next_event_seq=run.next_event_seq,
             )
         committed: list[Event] = []
@@ -170,7 +179,8 @@ class StepClaimer:
             update_run_txn(session, run_id, status=RunStatus.RUNNING, only_if_status=[RunStatus.PENDING])
         events.append(StepStarted(run_id=run_id, step_seq=seq, step=step.name, attempt=attempt, worker=rt.worker_id))
         committed += append_events_txn(session, events)
-        return ClaimedStep(run=run, seq=seq, name=step.name, attempt=attempt, state=run.state)
+        chunks = load_state_chunks_txn(session, run_id)
+        return ClaimedStep(run=run, seq=seq, name=step.name, attempt=attempt, state=run.state, chunks=chunks)
 
     def _stop_poisoned_txn(
         self, session: Session, run: RunRow, seq: int, name: str, *, attempt: int, limit: int

@@ -24,7 +24,7 @@ commit), else two; elsewhere with the portable ``*_txn`` writers.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, assert_never
 
@@ -42,7 +42,7 @@ from mamba_worker.durable._dispatch import new_task_id
 from mamba_worker.durable._faults import FaultPoint, fault
 from mamba_worker.durable._names import step_task_name
 from mamba_worker.durable.errors import LeaseLostError, RunCancelledError
-from mamba_worker.durable.store import RunStore, StepWrite, SuccessorWrite, WriteRefused, utcnow
+from mamba_worker.durable.store import RunStore, StateChunk, StepWrite, SuccessorWrite, WriteRefused, utcnow
 from mamba_worker.workflows import Finish, Next, StepResult
 
 
@@ -77,7 +77,9 @@ class StepCommit:
     owner: str
     attempt: int
     state: str
-    """The workflow state after the step (JSON text)."""
+    """The workflow state after the step (JSON text), without its journal lists."""
+    chunks: Sequence[StateChunk] = ()
+    """What the state's journal lists gained (`StateJournal.split`)."""
     result: StepResult
     events: list[Event] = field(default_factory=list)
     """Events the step reported (reasoning, tool calls, model responses)."""
@@ -177,6 +179,7 @@ def commit_step(store: RunStore, commit: StepCommit) -> CommitOutcome:
         owner=commit.owner,
         attempt=commit.attempt,
         state=commit.state,
+        chunks=commit.chunks,
         successor=successor,
         events=step_events,
         final=final,

@@ -48,6 +48,7 @@ from mamba_worker.durable._dispatch import Dispatcher
 from mamba_worker.durable._events import EventPublisher
 from mamba_worker.durable._failures import check_run_limits, error_body, is_transient
 from mamba_worker.durable._faults import FaultPoint, fault
+from mamba_worker.durable._journal import JournalMark, StateJournal
 from mamba_worker.durable._lease import StepLease
 from mamba_worker.durable._names import step_task_name
 from mamba_worker.durable._runtime import Runtime
@@ -120,7 +121,7 @@ class StepExecutor:
             fault(FaultPoint.AFTER_CLAIM)
             inline_ok = budget > 0 and time.monotonic() < chain_deadline
             try:
-                outcome, state, loaded = await self._run_and_commit(claimed, inline_ok=inline_ok)
+                outcome, head, loaded, mark = await self._run_and_commit(claimed, inline_ok=inline_ok)
             except LeaseLostError as error:
                 logger.warning("%s", error)
                 return StepOutcome.LEASE_LOST
@@ -150,15 +151,17 @@ class StepExecutor:
                 )
                 return StepOutcome.COMMITTED
             # Claimed in the commit: run it here, from the state just committed. The state object
-            # is exactly what was dumped and committed, so it is reused instead of parsed again.
+            # is exactly what was dumped and committed, so it is reused instead of parsed again,
+            # with the journal's mark of what the store now holds.
             budget -= 1
             claimed = ClaimedStep(
                 run=claimed.run,
                 seq=successor.seq,
                 name=successor.step,
                 attempt=successor.claimed_attempt,
-                state=state,
+                state=head,
                 loaded=loaded,
+                mark=mark,
                 next_event_seq=outcome.next_event_seq,
             )
 
@@ -168,15 +171,25 @@ class StepExecutor:
 
     # -- run and commit ----------------------------------------------------------------------
 
-    async def _run_and_commit(self, claimed: ClaimedStep, *, inline_ok: bool) -> tuple[CommitOutcome, str, BaseModel]:
-        """Run the claimed step and commit it; the outcome and the state committed (JSON text and object)."""
+    async def _run_and_commit(
+        self, claimed: ClaimedStep, *, inline_ok: bool
+    ) -> tuple[CommitOutcome, str, BaseModel, JournalMark | None]:
+        """Run the claimed step and commit it.
+
+        Returns the outcome and the state committed: its head (JSON text), the object, and the
+        journal's mark of what the store holds of it.
+        """
         rt = self._rt
         run, seq, name, attempt = claimed.run, claimed.seq, claimed.name, claimed.attempt
         workflow = rt.registry.build_workflow(run.workflow, run.options, rt.prompts)
         if claimed.state is None:
             raise ConfigurationError(f"run {run.id!r} has no state to continue from")
         check_run_limits(workflow.config, run.options, run_id=run.id, seq=seq, created_at=run.created_at, now=utcnow())
-        state = claimed.loaded if claimed.loaded is not None else workflow.load_state(claimed.state)
+        journal = StateJournal(workflow)
+        if claimed.loaded is not None:
+            state, mark = claimed.loaded, claimed.mark
+        else:
+            state, mark = journal.load(claimed.state, claimed.chunks)
         react = getattr(workflow, "react_config", None)
         compaction = getattr(react, "compaction", None) or rt.settings.context
         ratio = getattr(react, "compact_threshold_ratio", 1.0)
@@ -215,6 +228,7 @@ class StepExecutor:
                 timeout=limit,
             ) from None
         claim_next = inline_ok and isinstance(result, Next) and self._runs_inline(run.workflow, result.step)
+        split = journal.split(state, mark)
         commit = StepCommit(
             run_id=run.id,
             seq=seq,
@@ -224,14 +238,15 @@ class StepExecutor:
             priority=run.priority,
             owner=rt.worker_id,
             attempt=attempt,
-            state=workflow.dump_state(state),
+            state=split.head,
+            chunks=split.chunks,
             result=result,
             events=ctx.events,
             usage=ctx.usage,
             claim_next_for=rt.runtime.lease_seconds if claim_next else None,
             expected_event_seq=claimed.next_event_seq,
         )
-        return commit_step(rt.store, commit), commit.state, state
+        return commit_step(rt.store, commit), split.head, state, split.mark
 
     # -- the ways a step does not commit -----------------------------------------------------
 

@@ -34,6 +34,7 @@ from mamba_client.schemas import (
 )
 from mamba_worker.durable._dispatch import Dispatcher
 from mamba_worker.durable._events import EventPublisher
+from mamba_worker.durable._journal import StateJournal
 from mamba_worker.durable._names import step_task_name
 from mamba_worker.durable._recording import unknown_outcome_result
 from mamba_worker.durable._routing import resolve_route
@@ -57,6 +58,7 @@ from mamba_worker.durable.store import (
     restart_tool_call_txn,
     update_run_txn,
     utcnow,
+    write_state_chunks_txn,
 )
 from mamba_worker.errors import ConfigurationError
 from mamba_worker.workflows import ReActState
@@ -119,15 +121,15 @@ class RunService:
         route = resolve_route(request, runtime=rt.runtime, workflow_default=rt.registry.route_of(request.workflow))
         queue, priority = route.queue, route.priority
         task_name = step_task_name(request.workflow, workflow.initial_step)
+        split = StateJournal(workflow).split(state, None)
         committed: list[Event] = []
         with rt.store.session() as session, session.begin():
-            if not insert_run_txn(
-                session, request, run_id=run_id, queue=queue, priority=priority, state=workflow.dump_state(state)
-            ):
+            if not insert_run_txn(session, request, run_id=run_id, queue=queue, priority=priority, state=split.head):
                 winner = load_run_by_idempotency_key_txn(session, request.idempotency_key or "")
                 assert winner is not None
                 run_id = winner.id
             else:
+                write_state_chunks_txn(session, run_id, 0, split.chunks)
                 insert_step_txn(session, run_id=run_id, seq=1, name=workflow.initial_step)
                 insert_outbox_txn(session, run_id=run_id, seq=1, task_name=task_name, queue=queue, priority=priority)
                 committed = append_events_txn(

@@ -86,6 +86,12 @@ class StepWorkflow(Workflow[DepsT, OutputT, StateT], Generic[DepsT, OutputT, Sta
 
     state_type: ClassVar[type[BaseModel]]
     initial_step: ClassVar[str]
+    journal_fields: ClassVar[tuple[str, ...]] = ()
+    """List fields of the state that steps append to (a conversation, a log). The durable runtime
+    stores each item of them once instead of the whole state after every step. Items must not be
+    changed in place once a step has returned: replace an item or the list instead (a changed list
+    is then rewritten whole); the runtime sees appends by the items' identity. Only with the
+    default `dump_state` / `load_state`."""
 
     def __init__(
         self,

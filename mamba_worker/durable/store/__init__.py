@@ -26,6 +26,9 @@ enums stored as their values; times are UTC)::
     model_calls  (run_id, seq, attempt, call_index) PK → steps, model_name, usage columns,
                  response (raw, JSON text), superseded, created_at
     events       (run_id → runs, seq) PK, type, payload (the whole event, JSON text), created_at
+    state_chunks (run_id → runs, field, seq) PK, data: the items one commit (seq; 0 the submit)
+                 appended to one journal list of the run's state (durable._journal), JSON
+                 without brackets; runs.state holds the rest of the state
 
 Rules the writers keep (STYLE rules 6 and 7):
 
@@ -39,6 +42,13 @@ Rules the writers keep (STYLE rules 6 and 7):
 - Event ``seq`` numbers per run are gap-free (`append_events_txn`).
 """
 
+from mamba_worker.durable.store._chunks import (
+    StateChunk,
+    StoredChunks,
+    joined_state,
+    load_state_chunks_txn,
+    write_state_chunks_txn,
+)
 from mamba_worker.durable.store._engine import create_engine, is_postgresql, read_only
 from mamba_worker.durable.store._events import append_events_txn, insert_events_txn
 from mamba_worker.durable.store._ledger import (
@@ -98,6 +108,7 @@ from mamba_worker.durable.store._tables import (
     ModelCallRow,
     OutboxRow,
     RunRow,
+    StateChunkRow,
     StepRow,
     ToolCallRow,
     metadata,
@@ -113,10 +124,13 @@ __all__ = [
     "RunRow",
     "RunStore",
     "RunningClaim",
+    "StateChunk",
+    "StateChunkRow",
     "StepClaim",
     "StepRow",
     "StepWrite",
     "StepWritten",
+    "StoredChunks",
     "SuccessorWrite",
     "ToolCallRecord",
     "ToolCallRow",
@@ -140,8 +154,10 @@ __all__ = [
     "insert_run_txn",
     "insert_step_txn",
     "is_postgresql",
+    "joined_state",
     "load_run_by_idempotency_key_txn",
     "load_run_txn",
+    "load_state_chunks_txn",
     "load_step_txn",
     "mark_dispatched_txn",
     "mark_step_committed_txn",
@@ -161,5 +177,6 @@ __all__ = [
     "update_run_txn",
     "upgrade_database",
     "utcnow",
+    "write_state_chunks_txn",
     "write_step_txn",
 ]

@@ -38,6 +38,7 @@ from sqlalchemy import Column, Engine
 from sqlalchemy.exc import DBAPIError
 
 from mamba_client.schemas import Event, RunStatus, StepStatus, Usage
+from mamba_worker.durable.store._chunks import StateChunk, group_chunks
 from mamba_worker.durable.store._pg_sql import (
     CLAIM_RUNNING,
     FINISH_TOOL_CALL,
@@ -127,6 +128,7 @@ class PgPipeline:
             "events": write.event_count,
         }
         run_sets = self._run_sets(write, params)
+        chunks, replace = self._chunk_params(write.chunks, params)
         if write.successor is not None:
             params |= self._successor_params(write.successor, now=write.now)
         if write.expected_event_seq is not None and write.final is None:
@@ -134,7 +136,9 @@ class PgPipeline:
             # at once. Most steps of every run take this path.
             events, payloads = built_events(write, None, first_seq=write.expected_event_seq)
             params |= self._event_params(events, payloads) | {"expected_seq": write.expected_event_seq}
-            statement = step_write_once(run_sets, successor=write.successor is not None, events=bool(events))
+            statement = step_write_once(
+                run_sets, successor=write.successor is not None, events=bool(events), chunks=chunks, replace=replace
+            )
             with self._connection(autocommit=True) as conn:
                 row = conn.execute(statement, params, prepare=True).fetchone()
             assert row is not None  # the statement always returns one row
@@ -154,7 +158,9 @@ class PgPipeline:
             events, payloads = built_events(write, usage, first_seq=row[1] - write.event_count)
             if events:
                 params |= self._event_params(events, payloads)
-            inserts = step_inserts(successor=write.successor is not None, events=bool(events))
+            inserts = step_inserts(
+                successor=write.successor is not None, events=bool(events), chunks=chunks, replace=replace
+            )
             if inserts is not None:
                 conn.execute(inserts, params, prepare=True)
             conn.commit()
@@ -180,6 +186,18 @@ class PgPipeline:
             "priority": successor.priority,
             "task_id": successor.task_id,
         }
+
+    @staticmethod
+    def _chunk_params(chunks: Sequence[StateChunk], params: dict[str, Any]) -> tuple[bool, bool]:
+        """The chunks' parameters go into ``params``; whether there are chunks, and lists to replace."""
+        if not chunks:
+            return False, False
+        params["chunk_fields"] = [chunk.field for chunk in chunks]
+        params["chunk_data"] = [chunk.data for chunk in chunks]
+        replaced = [chunk.field for chunk in chunks if chunk.replace]
+        if replaced:
+            params["replaced_fields"] = replaced
+        return True, bool(replaced)
 
     @staticmethod
     def _event_params(events: Sequence[Event], payloads: Sequence[str]) -> dict[str, Any]:
@@ -237,8 +255,12 @@ class PgPipeline:
                 conn.rollback()
                 return None
             run = RunRow(
-                **{column.name: self._decode(column, value) for column, value in zip(RUN_COLUMNS, row[2:], strict=True)}
+                **{
+                    column.name: self._decode(column, value)
+                    for column, value in zip(RUN_COLUMNS, row[2:-2], strict=True)
+                }
             )
+            chunks = group_chunks(zip(row[-2] or (), row[-1] or (), strict=True))
             claim = StepClaim(attempt=row[0], name=row[1])
             event = started(run, claim)
             if event is None:
@@ -257,7 +279,7 @@ class PgPipeline:
                 },
             )
             conn.commit()
-        return RunningClaim(run=run, claim=claim, event=event, payload=payload)
+        return RunningClaim(run=run, chunks=chunks, claim=claim, event=event, payload=payload)
 
     def _decode(self, column: Column[Any], value: Any) -> Any:
         """A value as SQLAlchemy would have loaded it (JSON documents, enums, UTC datetimes)."""

@@ -47,7 +47,7 @@ def step_guard(run_sets: tuple[str, ...]) -> str:
 
 
 @functools.cache
-def step_write_once(run_sets: tuple[str, ...], *, successor: bool, events: bool) -> str:
+def step_write_once(run_sets: tuple[str, ...], *, successor: bool, events: bool, chunks: bool, replace: bool) -> str:
     """The whole of `write_step_txn` in one statement, for a writer that knows the run's event counter.
 
     Nothing is written unless every guard holds, so the statement can run on its own
@@ -72,6 +72,7 @@ def step_write_once(run_sets: tuple[str, ...], *, successor: bool, events: bool)
         f"r AS (UPDATE runs SET {', '.join(run_sets)} WHERE id = %(run_id)s AND EXISTS (SELECT 1 FROM s) "
         f"RETURNING next_event_seq, {', '.join(USAGE)})",
     ]
+    ctes += _chunk_ctes(chunks=chunks, replace=replace, after_run=True)
     if successor:
         ctes += [_INSERT_STEP_AFTER_RUN, _INSERT_OUTBOX]
     if events:
@@ -111,14 +112,40 @@ _INSERT_EVENTS = (
 )
 
 
+# `write_state_chunks_txn`: a replaced list's old chunks go (they all have a lower ``seq`` than
+# the one inserted, so the delete and the insert never touch the same key), the new chunks come.
+_DELETE_CHUNKS = (
+    "chd AS (DELETE FROM state_chunks WHERE run_id = %(run_id)s AND field = ANY(%(replaced_fields)b::text[]){cond})"
+)
+_INSERT_CHUNKS = (
+    "chi AS (INSERT INTO state_chunks (run_id, field, seq, data) SELECT %(run_id)s, c.field, %(seq)s, c.data "
+    "FROM unnest(%(chunk_fields)b::text[], %(chunk_data)b::text[]) AS c(field, data){where})"
+)
+
+
+def _chunk_ctes(*, chunks: bool, replace: bool, after_run: bool) -> list[str]:
+    """The CTEs that write the state's chunks; ``after_run``: only once the run's update (``r``) was made."""
+    if not chunks:
+        return []
+    ran = " AND EXISTS (SELECT 1 FROM r)" if after_run else ""
+    ctes = [_DELETE_CHUNKS.format(cond=ran)] if replace else []
+    return [*ctes, _INSERT_CHUNKS.format(where=" WHERE EXISTS (SELECT 1 FROM r)" if after_run else "")]
+
+
 @functools.cache
-def step_inserts(*, successor: bool, events: bool) -> str | None:
-    """`insert_step_txn` + `insert_outbox_txn` + `insert_events_txn` in one statement (``None``: nothing to insert)."""
-    ctes = [_INSERT_STEP, _INSERT_OUTBOX] if successor else []
+def step_inserts(*, successor: bool, events: bool, chunks: bool, replace: bool) -> str | None:
+    """`write_state_chunks_txn` + `insert_step_txn` + `insert_outbox_txn` + `insert_events_txn`, at once.
+
+    One statement; ``None``: nothing to insert.
+    """
+    ctes = _chunk_ctes(chunks=chunks, replace=replace, after_run=False)
+    if successor:
+        ctes += [_INSERT_STEP, _INSERT_OUTBOX]
     if events:
         return (f"WITH {', '.join(ctes)} " if ctes else "") + _INSERT_EVENTS
     if ctes:
-        return f"WITH {', '.join(ctes)} SELECT count(*) FROM ob"
+        # Data-modifying CTEs run whether or not the query reads them.
+        return f"WITH {', '.join(ctes)} SELECT 1"
     return None
 
 
@@ -137,7 +164,10 @@ CLAIM_RUNNING = (
     "AND runs.cancel_requested IS false) RETURNING attempt, name), "
     "r AS (UPDATE runs SET next_event_seq = next_event_seq + 1 WHERE id = %(run_id)s "
     f"AND EXISTS (SELECT 1 FROM c) RETURNING {', '.join(column.name for column in RUN_COLUMNS)}) "
-    f"SELECT c.attempt, c.name, {', '.join('r.' + column.name for column in RUN_COLUMNS)} FROM c JOIN r ON true"
+    f"SELECT c.attempt, c.name, {', '.join('r.' + column.name for column in RUN_COLUMNS)}, ch.fields, ch.data "
+    # `load_state_chunks_txn`: the state's journal lists, in the same round trip.
+    "FROM c JOIN r ON true LEFT JOIN LATERAL (SELECT array_agg(field ORDER BY field, seq) AS fields, "
+    "array_agg(data ORDER BY field, seq) AS data FROM state_chunks WHERE run_id = %(run_id)s) AS ch ON true"
 )
 
 RECORD_MODEL_CALL = (

@@ -9,7 +9,8 @@ the same guards, in the same order:
 1. the step must still be ``running`` under the writer's lease and attempt (`mark_step_committed_txn`);
 2. the run must still be ``running`` and not asked to cancel (`advance_run_txn`, which also sets
    the state, reserves the event numbers and reads the usage totals);
-3. the successor's step and outbox rows (for a ``Next``), then the events.
+3. the state's chunks (``state_chunks``), the successor's step and outbox rows (for a ``Next``),
+   then the events.
 
 A guard that fails rolls everything back and is reported as a `WriteRefused`.
 """
@@ -26,6 +27,7 @@ from pydantic import JsonValue
 from sqlmodel import Session
 
 from mamba_client.schemas import ErrorBody, Event, RunStatus, Usage
+from mamba_worker.durable.store._chunks import StateChunk, StoredChunks, write_state_chunks_txn
 from mamba_worker.durable.store._events import insert_numbered_events_txn
 from mamba_worker.durable.store._outbox import insert_outbox_txn
 from mamba_worker.durable.store._runs import UNSET, Unset, advance_run_txn
@@ -59,7 +61,9 @@ class StepWrite:
     owner: str
     attempt: int
     state: str
-    """The run's new state document (JSON text)."""
+    """The run's new state document (JSON text), without its journal lists."""
+    chunks: Sequence[StateChunk] = ()
+    """What the journal lists gained (or their new items, for a list rewritten)."""
     status: RunStatus | None = None
     """The run's new status; ``None``: it stays ``running``."""
     output: JsonValue | Unset = UNSET
@@ -92,6 +96,8 @@ class RunningClaim:
 
     run: RunRow
     """The run as of the claim (state included)."""
+    chunks: StoredChunks
+    """The run's state chunks (its journal lists), as of the claim."""
     claim: StepClaim
     event: Event
     """The claim's event (``step.started``), numbered."""
@@ -174,6 +180,7 @@ def write_step_txn(session: Session, write: StepWrite) -> StepWritten | WriteRef
     )
     if advance is None:
         return WriteRefused.RUN_STOPPED
+    write_state_chunks_txn(session, write.run_id, write.seq, write.chunks)
     if successor is not None:
         insert_step_txn(
             session,

@@ -12,6 +12,7 @@ from sqlmodel import select as orm_select
 
 from mamba_client.schemas import Event, EventAdapter, Run, RunPage, RunStatus, StepRecord, StepStatus
 from mamba_worker.durable.errors import RunNotFoundError
+from mamba_worker.durable.store._chunks import joined_state, load_state_chunks_txn
 from mamba_worker.durable.store._convert import STEP_COLUMNS, decode_cursor, encode_cursor, run_select, to_run, to_step
 from mamba_worker.durable.store._engine import read_only
 from mamba_worker.durable.store._runs import load_run_txn
@@ -83,6 +84,17 @@ class RunStore(StepWriter):
         """
         with self._read() as session:
             return load_run_txn(session, run_id)
+
+    def get_state(self, run_id: str) -> str | None:
+        """The run's whole state document as of its last commit (``runs.state`` joined with its chunks).
+
+        Raises:
+            RunNotFoundError: No run has this id.
+        """
+        with self._read() as session:
+            head = load_run_txn(session, run_id).state
+            chunks = load_state_chunks_txn(session, run_id)
+        return None if head is None else joined_state(head, chunks)
 
     def get_run_by_idempotency_key(self, idempotency_key: str) -> Run | None:
         """The run submitted with this idempotency key, if any."""

@@ -85,7 +85,8 @@ class RunRow(_StoreModel, table=True):
     """Priority of the run's step messages (Mamba's 0-9 scale), resolved at submit; ``None``: none."""
     idempotency_key: str | None = Field(default=None, unique=True)
     state: str | None = Field(default=None, sa_type=Text)
-    """The workflow's state document (JSON text, serialised by the caller), as of the last commit."""
+    """The workflow's state document (JSON text, serialised by the caller), as of the last commit;
+    without the lists it keeps in ``state_chunks`` (the workflow's journal fields)."""
     output: JsonValue = Field(default=None, sa_type=JSONText(JsonValue), nullable=True)
     error: ErrorBody | None = Field(default=None, sa_type=JSONText(ErrorBody))
     waiting: Waiting | None = Field(default=None, sa_type=JSONText(Waiting))
@@ -246,9 +247,27 @@ class EventRow(_StoreModel, table=True):
     created_at: datetime = Field(sa_type=UTCDateTime)
 
 
+class StateChunkRow(_StoreModel, table=True):
+    """``state_chunks``: the items one commit appended to one of a run's journal lists.
+
+    A run's state is ``runs.state`` plus, for each journal field, the items of its chunks in
+    ``seq`` order. ``data`` is the items' JSON without the enclosing brackets (``a,b``), so the
+    chunks join into the list's JSON without being parsed; it is empty for a list rewritten empty.
+    """
+
+    __tablename__ = "state_chunks"
+
+    run_id: str = Field(primary_key=True, foreign_key="runs.id", ondelete="CASCADE")
+    field: str = Field(primary_key=True)
+    seq: int = Field(primary_key=True)
+    """The step whose commit wrote it (0: the run's submit)."""
+    data: str = Field(sa_type=Text)
+
+
 RUNS: Table = metadata.tables["runs"]
 STEPS: Table = metadata.tables["steps"]
 OUTBOX: Table = metadata.tables["outbox"]
 TOOL_CALLS: Table = metadata.tables["tool_calls"]
 MODEL_CALLS: Table = metadata.tables["model_calls"]
 EVENTS: Table = metadata.tables["events"]
+STATE_CHUNKS: Table = metadata.tables["state_chunks"]

@@ -18,6 +18,7 @@ from sqlmodel import Session
 
 from mamba_client.schemas import Event
 from mamba_worker.durable.errors import RunNotFoundError
+from mamba_worker.durable.store._chunks import load_state_chunks_txn
 from mamba_worker.durable.store._engine import is_postgresql
 from mamba_worker.durable.store._events import insert_numbered_events_txn
 from mamba_worker.durable.store._ledger import (
@@ -123,9 +124,10 @@ class StepWriter:
                 numbered = event.model_copy(update={"seq": first})
                 payload = numbered.model_dump_json()
                 insert_numbered_events_txn(session, [numbered], [payload])
+                chunks = load_state_chunks_txn(session, run_id)
         except _Refused:
             return None
-        return RunningClaim(run=run, claim=claim, event=numbered, payload=payload)
+        return RunningClaim(run=run, chunks=chunks, claim=claim, event=numbered, payload=payload)
 
     def record_model_call(self, record: ModelCallRecord) -> bool:
         """`record_model_call_txn` in a transaction of its own; whether the row was new."""

@@ -60,6 +60,8 @@ class ReActWorkflow(StepWorkflow[None, str, ReActState]):
 
     state_type: ClassVar[type[ReActState]] = ReActState
     initial_step: ClassVar[str] = "think"
+    # Each step appends to these; compaction replaces `messages` with a new list.
+    journal_fields: ClassVar[tuple[str, ...]] = ("messages", "scratchpad")
 
     def __init__(
         self,

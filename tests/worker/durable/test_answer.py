@@ -76,7 +76,7 @@ async def test_skip_tells_the_model_the_outcome_is_unknown_and_never_runs_the_ca
     assert CALLS["dt_send"] == 1
     [row] = h.store.get_tool_calls(run_id, 2)
     assert row.status == ToolCallStatus.FINISHED
-    state = h.store.get_run_row(run_id).state
+    state = h.store.get_state(run_id)
     assert state is not None and UNKNOWN_OUTCOME in state
 
 

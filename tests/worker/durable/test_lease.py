@@ -149,7 +149,7 @@ def test_commit_step_by_a_former_holder_raises_and_writes_nothing(factory: Runti
         later = utcnow() + timedelta(hours=1)
         assert claim_step_txn(session, run_id, 1, owner="new", lease_seconds=60, now=later) == 2
     events_before = h.service.events(run_id)
-    state_before = h.store.get_run_row(run_id).state
+    state_before = h.store.get_state(run_id)
 
     with pytest.raises(LeaseLostError) as raised:
         commit_step(
@@ -169,6 +169,6 @@ def test_commit_step_by_a_former_holder_raises_and_writes_nothing(factory: Runti
 
     assert raised.value.owner == "old"
     assert h.service.events(run_id) == events_before
-    assert h.store.get_run_row(run_id).state == state_before
+    assert h.store.get_state(run_id) == state_before
     assert [s.seq for s in h.service.steps(run_id)] == [1]
     assert h.store.get_step_row(run_id, 1).status == StepStatus.RUNNING

@@ -84,7 +84,7 @@ async def test_a_reused_call_gives_the_model_the_same_result(factory: RuntimeFac
     )
     await after_crash(h, run_id)
 
-    state = h.store.get_run_row(run_id).state
+    state = h.store.get_state(run_id)
     assert state is not None
     assert '"content":5' in state.replace(" ", "")
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import threading
 from datetime import UTC, datetime
 
@@ -13,12 +14,14 @@ from mamba_worker.durable.store import (
     VERSION_TABLE,
     OutboxRow,
     RunStore,
+    StateChunk,
     alembic_config,
     create_engine,
     current_revision,
     insert_run_txn,
     metadata,
     upgrade_database,
+    write_state_chunks_txn,
 )
 
 
@@ -189,6 +192,28 @@ def test_downgrading_0002_keeps_the_runs(fresh_url: str) -> None:
         with engine.connect() as connection:
             assert connection.exec_driver_sql("SELECT id, queue FROM runs").all() == [("r1", "q")]
         assert "priority" not in {column["name"] for column in sa.inspect(engine).get_columns("outbox")}
+    finally:
+        engine.dispose()
+
+
+def test_downgrading_0003_folds_the_state_chunks_back_into_the_state(fresh_url: str) -> None:
+    from alembic import command
+
+    engine = create_engine(fresh_url)
+    try:
+        upgrade_database(engine)
+        store = RunStore(engine)
+        with store.session() as session, session.begin():
+            insert_run_txn(session, SubmitRun(input="hi"), run_id="r1", queue="q", state='{"task":"hi"}')
+            write_state_chunks_txn(session, "r1", 0, [StateChunk(field="messages", data='"a"', replace=True)])
+            write_state_chunks_txn(session, "r1", 1, [StateChunk(field="messages", data='"b","c"')])
+            write_state_chunks_txn(session, "r1", 1, [StateChunk(field="notes", data="", replace=True)])
+        with engine.begin() as connection:
+            command.downgrade(alembic_config(connection=connection), "0002")
+        with engine.connect() as connection:
+            state = connection.exec_driver_sql("SELECT state FROM runs").scalar_one()
+        assert json.loads(state) == {"task": "hi", "messages": ["a", "b", "c"], "notes": []}
+        assert "state_chunks" not in sa.inspect(engine).get_table_names()
     finally:
         engine.dispose()
 

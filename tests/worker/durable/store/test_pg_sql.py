@@ -11,7 +11,10 @@ from mamba_worker.durable.store import _pg_sql
 
 STATEMENTS = {
     "step_guard": _pg_sql.step_guard(("state = %(state)s",)),
-    "step_inserts": _pg_sql.step_inserts(successor=True, events=True) or "",
+    "step_inserts": _pg_sql.step_inserts(successor=True, events=True, chunks=True, replace=True) or "",
+    "step_write_once": _pg_sql.step_write_once(
+        ("state = %(state)s",), successor=True, events=True, chunks=True, replace=True
+    ),
     "CLAIM_RUNNING": _pg_sql.CLAIM_RUNNING,
     "RECORD_MODEL_CALL": _pg_sql.RECORD_MODEL_CALL,
     "START_AND_FINISH_TOOL_CALL": _pg_sql.START_AND_FINISH_TOOL_CALL,
@@ -29,4 +32,4 @@ def test_every_status_literal_is_a_status_value(name: str) -> None:
 
 
 def test_nothing_to_insert_is_no_statement() -> None:
-    assert _pg_sql.step_inserts(successor=False, events=False) is None
+    assert _pg_sql.step_inserts(successor=False, events=False, chunks=False, replace=False) is None

@@ -6,6 +6,7 @@ Both paths must write the same rows under the same guards; every test runs on bo
 from __future__ import annotations
 
 import dataclasses
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,6 +29,7 @@ from mamba_worker.durable.store import (
     ModelCallRecord,
     RunRow,
     RunStore,
+    StateChunk,
     StepClaim,
     StepWrite,
     StepWritten,
@@ -37,6 +39,7 @@ from mamba_worker.durable.store import (
     claim_step_txn,
     record_tool_call_started_txn,
     update_run_txn,
+    write_state_chunks_txn,
 )
 from tests.worker.durable.store.conftest import MakeRun
 
@@ -157,6 +160,42 @@ def test_a_write_to_a_run_asked_to_cancel_writes_nothing(
     assert store.get_events(run_id) == []
 
 
+@GUESSES
+def test_a_write_appends_to_one_state_list_and_replaces_another(
+    store: RunStore, make_run: MakeRun, expected_event_seq: int | None
+) -> None:
+    run_id = _running(store, make_run)
+    with store.session() as session, session.begin():
+        submitted = [StateChunk(field="messages", data='"a"', replace=True), StateChunk(field="notes", data='"n"')]
+        write_state_chunks_txn(session, run_id, 0, submitted)
+    chunks = [StateChunk(field="messages", data='"b","c"'), StateChunk(field="notes", data='"x"', replace=True)]
+
+    written = store.write_step(dataclasses.replace(_next(run_id, expected_event_seq=expected_event_seq), chunks=chunks))
+
+    assert isinstance(written, StepWritten)
+    state = store.get_state(run_id)
+    assert state is not None
+    assert json.loads(state) == {"step": 1, "messages": ["a", "b", "c"], "notes": ["x"]}
+
+
+@GUESSES
+def test_a_refused_write_leaves_the_state_lists_as_they_were(
+    store: RunStore, make_run: MakeRun, expected_event_seq: int | None
+) -> None:
+    run_id = _running(store, make_run, owner="w1")
+    with store.session() as session, session.begin():
+        update_run_txn(session, run_id, state="{}")
+        write_state_chunks_txn(session, run_id, 0, [StateChunk(field="messages", data='"a"', replace=True)])
+    chunks = [StateChunk(field="messages", data='"z"', replace=True)]
+
+    refused = store.write_step(
+        dataclasses.replace(_next(run_id, owner="w2", expected_event_seq=expected_event_seq), chunks=chunks)
+    )
+
+    assert refused is WriteRefused.LEASE_LOST
+    assert store.get_state(run_id) == '{"messages":["a"]}'
+
+
 def test_a_final_write_reports_the_runs_usage_as_of_the_commit(store: RunStore, make_run: MakeRun) -> None:
     run_id = _running(store, make_run)
     assert store.record_model_call(
@@ -221,11 +260,15 @@ def test_a_non_final_write_whose_guess_is_right_is_one_statement_on_postgresql(
         return execute(self, query, *args, **kwargs)
 
     monkeypatch.setattr(psycopg.Connection, "execute", counted)
+    chunks = [StateChunk(field="messages", data='"a"'), StateChunk(field="notes", data="", replace=True)]
 
-    assert isinstance(store.write_step(_next(run_id, expected_event_seq=1)), StepWritten)
+    assert isinstance(
+        store.write_step(dataclasses.replace(_next(run_id, expected_event_seq=1), chunks=chunks)), StepWritten
+    )
 
     assert len(statements) == 1
     assert store.get_step_row(run_id, 1).status == StepStatus.COMMITTED
+    assert store.get_state(run_id) == '{"step": 1,"messages":["a"],"notes":[]}'
 
 
 def test_a_database_error_in_a_write_is_a_dbapi_error_and_rolls_back(store: RunStore, make_run: MakeRun) -> None:
@@ -256,6 +299,8 @@ def test_a_running_runs_step_is_claimed_with_its_event(store: RunStore, make_run
     run_id = make_run(steps=("think",))
     with store.session() as session, session.begin():
         update_run_txn(session, run_id, status=RunStatus.RUNNING, state='{"s": 0}')
+        write_state_chunks_txn(session, run_id, 0, [StateChunk(field="messages", data='"a"', replace=True)])
+        write_state_chunks_txn(session, run_id, 1, [StateChunk(field="messages", data='"b"')])
     seen: list[tuple[RunRow, StepClaim]] = []
 
     def started(run: RunRow, claim: StepClaim) -> Event:
@@ -266,6 +311,7 @@ def test_a_running_runs_step_is_claimed_with_its_event(store: RunStore, make_run
 
     assert taken is not None
     assert (taken.claim.name, taken.claim.attempt, taken.event.seq) == ("think", 1, 1)
+    assert taken.chunks == {"messages": ['"a"', '"b"']}
     [(run, _)] = seen
     # The run is read as the ORM would load it: typed columns decoded.
     assert (run.status, run.state, run.tools, run.created_at.tzinfo) == (RunStatus.RUNNING, '{"s": 0}', [], UTC)
