@@ -132,10 +132,11 @@ class StepClaimer:
         return general
 
     def _claim_running(self, run_id: str, seq: int) -> RunningClaim | None:
-        """The common case in one transaction (two round trips on PostgreSQL): the run is running, the step claimable.
+        """The common case in one transaction: the run is running, the step claimable.
 
         The claim (guarded by the run's status in the same UPDATE), the run read back while
-        reserving the ``step.started`` number, the event. ``None``: nothing was written, and the
+        reserving the ``step.started`` number, the event: on PostgreSQL one statement for a step
+        never claimed, else two round trips. ``None``: nothing was written, and the
         general path decides (first step, duplicate, cancel, waiting or finished run, poison,
         and a step past its attempt allowance).
         """
@@ -146,8 +147,15 @@ class StepClaimer:
                 return None  # rolled back; the general path stops the poisoned step
             return StepStarted(run_id=run_id, step_seq=seq, step=claim.name, attempt=claim.attempt, worker=rt.worker_id)
 
+        # A first attempt is within any allowance (at least 1), so its event needs no check.
+        fresh = StepStarted(run_id=run_id, step_seq=seq, step="", attempt=1, worker=rt.worker_id)
         return rt.store.claim_running_step(
-            run_id=run_id, seq=seq, owner=rt.worker_id, lease_seconds=rt.runtime.lease_seconds, started=started
+            run_id=run_id,
+            seq=seq,
+            owner=rt.worker_id,
+            lease_seconds=rt.runtime.lease_seconds,
+            started=started,
+            fresh=fresh,
         )
 
     def _claim_general_txn(

@@ -28,6 +28,7 @@ one failed attempt, not one per pooled connection.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -37,9 +38,10 @@ import psycopg
 from sqlalchemy import Column, Engine
 from sqlalchemy.exc import DBAPIError
 
-from mamba_client.schemas import Event, RunStatus, StepStatus, Usage
-from mamba_worker.durable.store._chunks import StateChunk, group_chunks
+from mamba_client.schemas import Event, RunStatus, StepStarted, StepStatus, Usage
+from mamba_worker.durable.store._chunks import StateChunk, StoredChunks, group_chunks
 from mamba_worker.durable.store._pg_sql import (
+    CLAIM_FRESH,
     CLAIM_RUNNING,
     FINISH_TOOL_CALL,
     INSERT_EVENT,
@@ -235,18 +237,34 @@ class PgPipeline:
         lease_seconds: float,
         now: datetime,
         started: Callable[[RunRow, StepClaim], Event | None],
+        fresh: StepStarted | None = None,
     ) -> RunningClaim | None:
         """The claim and the run read back (one statement), then the event with ``COMMIT``.
 
-        ``None`` (nothing written) when the fast path does not apply or ``started`` refuses.
+        With ``fresh`` (the event of a first attempt, its ``seq`` and ``step`` left for the claim to
+        fill in), a step never claimed is claimed in one autocommitted statement that writes that
+        event; anything else takes the two round trips, with ``started`` deciding. ``None``
+        (nothing written) when the fast path does not apply or ``started`` refuses.
         """
-        params = {
+        params: dict[str, Any] = {
             "run_id": run_id,
             "seq": seq,
             "owner": owner,
             "now": now,
             "expires": now + timedelta(seconds=lease_seconds),
         }
+        if fresh is not None:
+            # Most claims: the step its predecessor's commit inserted, never claimed since.
+            head, mid, tail = _spliced_event(fresh)
+            template = {"event_type": fresh.type, "event_head": head, "event_mid": mid, "event_tail": tail}
+            with self._connection(autocommit=True) as conn:
+                row = conn.execute(CLAIM_FRESH, params | template | {"event_time": fresh.ts}, prepare=True).fetchone()
+            if row is not None:
+                run, claim, chunks = self._claimed(row)
+                number = run.next_event_seq - 1
+                event = fresh.model_copy(update={"seq": number, "step": claim.name})
+                payload = f"{head}{number}{mid}{json.dumps(claim.name, ensure_ascii=False)}{tail}"
+                return RunningClaim(run=run, chunks=chunks, claim=claim, event=event, payload=payload)
         with self._connection() as conn, conn.pipeline() as pipeline:
             claimed = conn.execute(CLAIM_RUNNING, params, prepare=True)
             pipeline.sync()
@@ -254,32 +272,33 @@ class PgPipeline:
             if row is None:
                 conn.rollback()
                 return None
-            run = RunRow(
-                **{
-                    column.name: self._decode(column, value)
-                    for column, value in zip(RUN_COLUMNS, row[2:-2], strict=True)
-                }
-            )
-            chunks = group_chunks(zip(row[-2] or (), row[-1] or (), strict=True))
-            claim = StepClaim(attempt=row[0], name=row[1])
-            event = started(run, claim)
-            if event is None:
+            run, claim, chunks = self._claimed(row)
+            built = started(run, claim)
+            if built is None:
                 conn.rollback()
                 return None
-            event = event.model_copy(update={"seq": run.next_event_seq - 1})
-            payload = event.model_dump_json()
+            numbered = built.model_copy(update={"seq": run.next_event_seq - 1})
+            payload = numbered.model_dump_json()
             conn.execute(
                 INSERT_EVENT,
                 {
-                    "run_id": event.run_id,
-                    "seq": event.seq,
-                    "type": event.type,
+                    "run_id": numbered.run_id,
+                    "seq": numbered.seq,
+                    "type": numbered.type,
                     "payload": payload,
-                    "created_at": event.ts,
+                    "created_at": numbered.ts,
                 },
             )
             conn.commit()
-        return RunningClaim(run=run, chunks=chunks, claim=claim, event=event, payload=payload)
+        return RunningClaim(run=run, chunks=chunks, claim=claim, event=numbered, payload=payload)
+
+    def _claimed(self, row: Sequence[Any]) -> tuple[RunRow, StepClaim, StoredChunks]:
+        """A claim statement's row: the run as the ORM would load it, the claim, the state's chunks."""
+        run = RunRow(
+            **{column.name: self._decode(column, value) for column, value in zip(RUN_COLUMNS, row[2:-2], strict=True)}
+        )
+        chunks = group_chunks(zip(row[-2] or (), row[-1] or (), strict=True))
+        return run, StepClaim(attempt=row[0], name=row[1]), chunks
 
     def _decode(self, column: Column[Any], value: Any) -> Any:
         """A value as SQLAlchemy would have loaded it (JSON documents, enums, UTC datetimes)."""
@@ -324,3 +343,19 @@ class PgPipeline:
         statement = START_AND_FINISH_TOOL_CALL if start == "insert" else FINISH_TOOL_CALL
         with self._connection(autocommit=True) as conn:
             return conn.execute(statement, params, prepare=True).rowcount == 1
+
+
+def _spliced_event(event: StepStarted) -> tuple[str, str, str]:
+    """``event``'s JSON cut around its ``seq`` and ``step`` values: ``head + seq + mid + step + tail``.
+
+    `CLAIM_FRESH` puts the two values SQL decides between the parts, so the stored payload is
+    exactly what pydantic would write for the finished event (compact JSON, fields in order).
+    """
+    text = event.model_copy(update={"seq": 0, "step": ""}).model_dump_json()
+    # Keys are never escaped, and a string value containing these would have its quotes escaped.
+    seq_at, step_at = text.index('"seq":0'), text.index('"step":""')
+    if not seq_at < step_at:
+        raise ValueError(f"unexpected field order in {type(event).__name__}'s JSON: {text}")
+    head = text[: seq_at + len('"seq":')]
+    mid = text[seq_at + len('"seq":0') : step_at + len('"step":')]
+    return head, mid, text[step_at + len('"step":""') :]

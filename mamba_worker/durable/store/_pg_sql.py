@@ -154,20 +154,45 @@ INSERT_EVENT = (
     "VALUES (%(run_id)s, %(seq)s, %(type)s, %(payload)s, %(created_at)s)"
 )
 
-CLAIM_RUNNING = (
-    # `claim_running_step_txn` + `reserve_events_txn`: the claim, guarded by the run's status, and
-    # only if it was made, the run's next event number reserved and the whole run read back.
-    "WITH c AS (UPDATE steps SET status = 'running', lease_owner = %(owner)s, lease_expires_at = %(expires)s, "
-    "attempt = attempt + 1, started_at = %(now)s WHERE run_id = %(run_id)s AND seq = %(seq)s "
-    "AND (status IN ('pending', 'dispatched') OR (status = 'running' AND lease_expires_at < %(now)s)) "
+_CLAIM = (
+    # `claim_running_step_txn`: the claim, guarded by the run's status ({which}).
+    "c AS (UPDATE steps SET status = 'running', lease_owner = %(owner)s, lease_expires_at = %(expires)s, "
+    "attempt = attempt + 1, started_at = %(now)s WHERE run_id = %(run_id)s AND seq = %(seq)s AND {which} "
     "AND EXISTS (SELECT 1 FROM runs WHERE runs.id = steps.run_id AND runs.status = 'running' "
     "AND runs.cancel_requested IS false) RETURNING attempt, name), "
+    # `reserve_events_txn`: only if the claim was made, the run's next event number reserved and the
+    # whole run read back.
     "r AS (UPDATE runs SET next_event_seq = next_event_seq + 1 WHERE id = %(run_id)s "
-    f"AND EXISTS (SELECT 1 FROM c) RETURNING {', '.join(column.name for column in RUN_COLUMNS)}) "
+    f"AND EXISTS (SELECT 1 FROM c) RETURNING {', '.join(column.name for column in RUN_COLUMNS)})"
+)
+_CLAIMED = (
     f"SELECT c.attempt, c.name, {', '.join('r.' + column.name for column in RUN_COLUMNS)}, ch.fields, ch.data "
     # `load_state_chunks_txn`: the state's journal lists, in the same round trip.
     "FROM c JOIN r ON true LEFT JOIN LATERAL (SELECT array_agg(field ORDER BY field, seq) AS fields, "
     "array_agg(data ORDER BY field, seq) AS data FROM state_chunks WHERE run_id = %(run_id)s) AS ch ON true"
+)
+
+CLAIM_RUNNING = (
+    # The claim and the run read back; the caller inserts the ``step.started`` event and commits.
+    "WITH "
+    + _CLAIM.format(
+        which="(status IN ('pending', 'dispatched') OR (status = 'running' AND lease_expires_at < %(now)s))"
+    )
+    + " "
+    + _CLAIMED
+)
+
+CLAIM_FRESH = (
+    # The same and the ``step.started`` insert in one autocommitted statement, for a step never
+    # claimed (attempt 0 -> 1: within any attempt allowance, so the caller has nothing to check).
+    # The caller sends the event's JSON around the two values only SQL knows, its number and the
+    # step's name, which are spliced in as pydantic writes them. Nothing is written unless the
+    # claim is made, so no rollback is ever needed.
+    "WITH "
+    + _CLAIM.format(which="attempt = 0 AND status IN ('pending', 'dispatched')")
+    + ", ev AS (INSERT INTO events (run_id, seq, type, payload, created_at) SELECT %(run_id)s, "
+    "r.next_event_seq - 1, %(event_type)s, %(event_head)s || (r.next_event_seq - 1)::text || %(event_mid)s "
+    "|| to_json(c.name)::text || %(event_tail)s, %(event_time)s FROM r JOIN c ON true) " + _CLAIMED
 )
 
 RECORD_MODEL_CALL = (

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from mamba_client.schemas import Event
+from mamba_client.schemas import Event, StepStarted
 from mamba_worker.durable.errors import RunNotFoundError
 from mamba_worker.durable.store._chunks import load_state_chunks_txn
 from mamba_worker.durable.store._engine import is_postgresql
@@ -95,6 +95,7 @@ class StepWriter:
         owner: str,
         lease_seconds: float,
         started: Callable[[RunRow, StepClaim], Event | None],
+        fresh: StepStarted | None = None,
         now: datetime | None = None,
     ) -> RunningClaim | None:
         """Claim a running run's step, read the run and record ``started``'s event, in one transaction.
@@ -103,11 +104,15 @@ class StepWriter:
         ``started`` builds the claim's event from the run and the claim, or returns ``None`` to
         refuse it. ``None`` means nothing was written: the run is not running, the step is not
         claimable, or ``started`` refused; the caller's general path finds out which.
+
+        ``fresh``: the event of a first attempt (``seq`` and ``step`` to be filled in), which
+        ``started`` would return for any run at attempt 1. On PostgreSQL a step never claimed is
+        then claimed with its event in one statement, without calling ``started``.
         """
         now = now or utcnow()
         if self._pipeline is not None:
             return self._pipeline.claim_running_step(
-                run_id=run_id, seq=seq, owner=owner, lease_seconds=lease_seconds, now=now, started=started
+                run_id=run_id, seq=seq, owner=owner, lease_seconds=lease_seconds, now=now, started=started, fresh=fresh
             )
         try:
             with self.session() as session, session.begin():

@@ -16,6 +16,7 @@ STATEMENTS = {
         ("state = %(state)s",), successor=True, events=True, chunks=True, replace=True
     ),
     "CLAIM_RUNNING": _pg_sql.CLAIM_RUNNING,
+    "CLAIM_FRESH": _pg_sql.CLAIM_FRESH,
     "RECORD_MODEL_CALL": _pg_sql.RECORD_MODEL_CALL,
     "START_AND_FINISH_TOOL_CALL": _pg_sql.START_AND_FINISH_TOOL_CALL,
     "RESTART_TOOL_CALL": _pg_sql.RESTART_TOOL_CALL,

@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from mamba_client.schemas import (
     Event,
+    RunStarted,
     RunStatus,
     RunSucceeded,
     StepCommitted,
@@ -36,6 +37,7 @@ from mamba_worker.durable.store import (
     SuccessorWrite,
     ToolCallRecord,
     WriteRefused,
+    append_events_txn,
     claim_step_txn,
     record_tool_call_started_txn,
     update_run_txn,
@@ -318,6 +320,85 @@ def test_a_running_runs_step_is_claimed_with_its_event(store: RunStore, make_run
     step = store.get_step_row(run_id, 1)
     assert (step.status, step.lease_owner, step.attempt) == (StepStatus.RUNNING, "w1", 1)
     assert [event.type for event in store.get_events(run_id)] == ["step.started"]
+
+
+def _fresh(run_id: str) -> StepStarted:
+    return StepStarted(run_id=run_id, step_seq=1, step="", attempt=1, worker="w1", ts=T0)
+
+
+def _stored_payloads(store: RunStore, run_id: str) -> list[str]:
+    with store.session() as session:
+        rows = session.connection().execute(
+            sa.text("SELECT payload FROM events WHERE run_id = :r ORDER BY seq"), {"r": run_id}
+        )
+        return [payload for (payload,) in rows]
+
+
+def test_a_fresh_steps_claim_writes_the_first_attempts_event(store: RunStore, make_run: MakeRun) -> None:
+    run_id = make_run(steps=("think",))
+    with store.session() as session, session.begin():
+        update_run_txn(session, run_id, status=RunStatus.RUNNING)
+        append_events_txn(session, [RunStarted(run_id=run_id)])
+
+    def started(run: RunRow, claim: StepClaim) -> Event:
+        return StepStarted(run_id=run_id, step_seq=1, step=claim.name, attempt=claim.attempt, worker="w1", ts=T0)
+
+    taken = store.claim_running_step(
+        run_id=run_id, seq=1, owner="w1", lease_seconds=60, started=started, fresh=_fresh(run_id), now=T0
+    )
+
+    assert taken is not None
+    expected = StepStarted(run_id=run_id, seq=2, step_seq=1, step="think", attempt=1, worker="w1", ts=T0)
+    assert (taken.event, taken.claim.attempt, taken.run.next_event_seq) == (expected, 1, 3)
+    # Stored exactly as pydantic writes the event, and published as stored.
+    assert _stored_payloads(store, run_id)[1] == taken.payload == expected.model_dump_json()
+    assert store.get_events(run_id)[1] == expected
+
+
+def test_a_step_claimed_before_is_not_claimed_as_fresh(store: RunStore, make_run: MakeRun) -> None:
+    run_id = _running(store, make_run)  # attempt 1 holds it for 60 s
+    seen: list[StepClaim] = []
+
+    def started(run: RunRow, claim: StepClaim) -> Event:
+        seen.append(claim)
+        return StepStarted(run_id=run_id, step_seq=1, step=claim.name, attempt=claim.attempt, worker="w2")
+
+    later = datetime(2031, 1, 1, tzinfo=UTC)  # the lease has expired
+    taken = store.claim_running_step(
+        run_id=run_id, seq=1, owner="w2", lease_seconds=60, started=started, fresh=_fresh(run_id), now=later
+    )
+
+    assert taken is not None and isinstance(taken.event, StepStarted)
+    assert (seen, taken.event.attempt) == ([StepClaim(attempt=2, name="think")], 2)
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_a_fresh_steps_claim_is_one_statement_on_postgresql(
+    store: RunStore, make_run: MakeRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import psycopg  # the postgres extra
+
+    run_id = make_run(steps=("think",))
+    with store.session() as session, session.begin():
+        update_run_txn(session, run_id, status=RunStatus.RUNNING)
+    statements: list[str] = []
+    execute = psycopg.Connection.execute
+
+    def counted(self: psycopg.Connection[Any], query: Any, *args: Any, **kwargs: Any) -> Any:
+        statements.append(str(query))
+        return execute(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Connection, "execute", counted)
+
+    def started(run: RunRow, claim: StepClaim) -> Event:
+        raise AssertionError("not called: a first attempt's event is the fresh one")
+
+    taken = store.claim_running_step(
+        run_id=run_id, seq=1, owner="w1", lease_seconds=60, started=started, fresh=_fresh(run_id)
+    )
+
+    assert taken is not None and len(statements) == 1
+    assert store.get_step_row(run_id, 1).status == StepStatus.RUNNING
 
 
 def test_a_refused_claim_writes_nothing(store: RunStore, make_run: MakeRun) -> None:
