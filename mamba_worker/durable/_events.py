@@ -1,9 +1,11 @@
 """`EventPublisher`: pushes committed events live, after the commit (DESIGN.md invariant 10).
 
 SQL holds every event (gap-free per-run ``seq``); this is only the fast path for watchers. Where
-the broker is Redis, each event is published on ``mamba:events:<run_id>`` and appended to the
-capped stream ``mamba:stream:<run_id>``. A subscriber that reconnects reads what it missed from
-SQL (``RunStore.get_events(after_seq=...)``), so a lost publish loses nothing.
+the broker is Redis, each event is published on ``mamba:events:<run_id>``. A subscriber that
+reconnects reads what it missed from SQL (``RunStore.get_events(after_seq=...)``), so a lost
+publish loses nothing. Events are not also kept in Redis (an earlier version appended them to a
+stream per run): SQL is where missed events are read, and a key per run that nothing expires
+grows with every run ever made.
 """
 
 from __future__ import annotations
@@ -14,11 +16,9 @@ from collections.abc import Sequence
 import redis
 
 from mamba_client.schemas import Event
-from mamba_worker.durable._names import event_channel, event_stream_key
+from mamba_worker.durable._names import event_channel
 
 logger = logging.getLogger(__name__)
-
-STREAM_MAXLEN = 10_000
 
 
 class EventPublisher:
@@ -51,12 +51,6 @@ class EventPublisher:
             pipe = self._client.pipeline(transaction=False)
             for event, payload in zip(events, payloads, strict=True):
                 pipe.publish(event_channel(event.run_id), payload)
-                pipe.xadd(
-                    event_stream_key(event.run_id),
-                    {"seq": event.seq, "event": payload},
-                    maxlen=STREAM_MAXLEN,
-                    approximate=True,
-                )
             pipe.execute()
         except redis.RedisError as error:
             logger.warning("could not publish %d events live: %s", len(events), error)

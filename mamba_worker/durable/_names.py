@@ -70,11 +70,6 @@ def event_channel(run_id: str) -> str:
     return f"{REDIS_PREFIX}events:{run_id}"
 
 
-def event_stream_key(run_id: str) -> str:
-    """The Redis stream key holding a run's recent events, where events are kept in a stream."""
-    return f"{REDIS_PREFIX}stream:{run_id}"
-
-
 def cancel_channel() -> str:
     """The Redis pub/sub channel on which run ids are announced when a cancel is requested."""
     return f"{REDIS_PREFIX}cancel"

@@ -27,7 +27,6 @@ from mamba_client.schemas import Event, RunOptions, RunStatus, SubmitRun
 from mamba_worker.config import AgentSettings, RuntimeSettings
 from mamba_worker.durable import EmbeddedRuntime, FaultPoint, Registry, RunService, Runtime, StepExecutor, StepOutcome
 from mamba_worker.durable._dispatch import Dispatcher
-from mamba_worker.durable._names import event_stream_key
 from mamba_worker.durable.store import RunStore, utcnow
 from mamba_worker.tools import FilesystemSecurity
 from tests._support.wait import wait_until
@@ -131,19 +130,13 @@ class RuntimeFactory:
         return name
 
     def close(self) -> None:
-        """Dispose every runtime's engine and delete the Redis keys of this test's queue and runs."""
-        run_ids: list[str] = []
+        """Dispose every runtime's engine and delete the Redis keys of this test's queue."""
         for runtime in self.runtimes:
-            try:
-                run_ids += [run.id for run in runtime.store.list_runs(limit=1000).items]
-            except sa.exc.SQLAlchemyError:
-                pass
             runtime.dispose()
         if self.redis_url is not None:
             client = redis.Redis.from_url(self.redis_url)
             try:
                 keys = [key for key in client.scan_iter(match=f"*{self.queue}*")]
-                keys += [event_stream_key(run_id) for run_id in set(run_ids)]
                 if keys:
                     client.delete(*keys)
                 for binding in client.scan_iter(match="_kombu.binding.*"):
