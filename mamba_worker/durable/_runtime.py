@@ -93,6 +93,7 @@ class Runtime:
 
     def dispose(self) -> None:
         """Release database connections (at worker shutdown)."""
+        self.store.close()
         self.engine.dispose()
 
     def after_fork(self) -> None:

@@ -62,6 +62,11 @@ class StepWriter:
 
             self._pipeline = PgPipeline(engine)
 
+    def close(self) -> None:
+        """Close the connections the per-step writes hold (each thread keeps one on PostgreSQL)."""
+        if self._pipeline is not None:
+            self._pipeline.close()
+
     def session(self) -> Session:
         """A new session for writers; the caller opens the transaction (``with session.begin():``).
 

@@ -122,8 +122,10 @@ def engine(
 
 
 @pytest.fixture
-def store(engine: Engine) -> RunStore:
-    return RunStore(engine)
+def store(engine: Engine) -> Iterator[RunStore]:
+    store = RunStore(engine)
+    yield store
+    store.close()
 
 
 MakeRun = Callable[..., str]
