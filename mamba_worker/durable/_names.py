@@ -70,6 +70,14 @@ def event_channel(run_id: str) -> str:
     return f"{REDIS_PREFIX}events:{run_id}"
 
 
+def settled_channel(run_id: str) -> str:
+    """The Redis pub/sub channel on which a run's settling event is published too (for waiters).
+
+    Settling: succeeded, failed, cancelled or waiting for a person.
+    """
+    return f"{REDIS_PREFIX}settled:{run_id}"
+
+
 def cancel_channel() -> str:
     """The Redis pub/sub channel on which run ids are announced when a cancel is requested."""
     return f"{REDIS_PREFIX}cancel"

@@ -65,6 +65,9 @@ from mamba_worker.workflows import ReActState
 
 _SETTLED = {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.WAITING}
 
+SETTLE_RECHECK_SECONDS = 1.0
+"""How long `RunService.wait` trusts the settle notices before reading SQL again (a notice can be lost)."""
+
 
 class WaitTimeoutError(RunConflictError):
     """`RunService.wait` gave up before the run settled."""
@@ -184,25 +187,34 @@ class RunService:
     def wait(self, run_id: str, *, timeout: float | None = None, poll_interval: float = 0.05) -> Run:
         """Block until the run succeeds, fails, is cancelled or waits for a person.
 
+        Where the broker is Redis, the wait wakes on the run's settle notice (read SQL again at
+        least every `SETTLE_RECHECK_SECONDS`, in case a notice was lost); elsewhere it reads the
+        run every ``poll_interval`` seconds.
+
         Raises:
             WaitTimeoutError: ``timeout`` passed first.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            try:
-                run = self.get(run_id)
-            except DBAPIError:
-                # The database restarted (or failed over): the pool drops its stale connections
-                # on this error, so the next poll reconnects. A waiter should not fail for that.
-                if deadline is not None and time.monotonic() > deadline:
-                    raise
-                time.sleep(poll_interval)
-                continue
-            if run.status in _SETTLED:
-                return run
-            if deadline is not None and time.monotonic() > deadline:
-                raise WaitTimeoutError(f"run {run_id!r} is still {run.status} after {timeout}s", run_id=run_id)
-            time.sleep(poll_interval)
+        with self._publisher.settle_notices(run_id) as notices:
+            while True:
+                try:
+                    run = self.get(run_id)
+                except DBAPIError:
+                    # The database restarted (or failed over): the pool drops its stale connections
+                    # on this error, so the next read reconnects. A waiter should not fail for that.
+                    if deadline is not None and time.monotonic() > deadline:
+                        raise
+                    time.sleep(poll_interval)
+                    continue
+                if run.status in _SETTLED:
+                    return run
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise WaitTimeoutError(f"run {run_id!r} is still {run.status} after {timeout}s", run_id=run_id)
+                if notices is None:
+                    time.sleep(poll_interval if left is None else min(poll_interval, left))
+                else:
+                    notices.wait(SETTLE_RECHECK_SECONDS if left is None else min(SETTLE_RECHECK_SECONDS, left))
 
     # -- control ----------------------------------------------------------------------------
 

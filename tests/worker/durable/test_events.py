@@ -12,7 +12,7 @@ import redis
 from mamba_client.schemas import RunStatus, SubmitRun
 from mamba_worker.durable import Reconciler, RunService
 from mamba_worker.durable._events import EventPublisher
-from mamba_worker.durable._names import event_channel
+from mamba_worker.durable._names import event_channel, settled_channel
 from tests._support.durable import DroppingDispatcher, Harness, RuntimeFactory
 from tests._support.durable_workflows import Script, answer, call
 from tests._support.wait import wait_until
@@ -89,6 +89,28 @@ async def test_a_finished_run_leaves_no_redis_key_of_its_own(factory: RuntimeFac
     # Its events are in SQL and were published; nothing per run accumulates in Redis.
     wait_until(lambda: listener.seqs(run_id) == _all_seqs(h, run_id), timeout=5, what="every event live")
     assert keys == []
+
+
+@on_redis
+async def test_only_the_event_that_settles_a_run_is_published_on_its_settled_channel(
+    factory: RuntimeFactory, listener: Listener
+) -> None:
+    assert factory.redis_url is not None
+    client = redis.Redis.from_url(factory.redis_url)
+    pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+    try:
+        pubsub.psubscribe(settled_channel("*"))
+        wait_until(lambda: pubsub.get_message(timeout=0.05) is None and pubsub.subscribed, what="psub")
+        h = factory.harness()
+        run_id = h.submit(model="offline")
+        await h.drive(run_id)
+        wait_until(lambda: listener.types(run_id)[-1:] == ["run.succeeded"], timeout=5, what="the run's end live")
+        settled = [json.loads(m["data"]) for m in iter(lambda: pubsub.get_message(timeout=0.2), None)]
+    finally:
+        pubsub.close()
+        client.close()
+
+    assert [(event["run_id"], event["type"]) for event in settled] == [(run_id, "run.succeeded")]
 
 
 @on_redis

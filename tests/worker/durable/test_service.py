@@ -110,6 +110,23 @@ def test_wait_gives_up_after_its_timeout(factory: RuntimeFactory) -> None:
     assert raised.value.run_id == run_id
 
 
+@pytest.mark.parametrize("broker", ["redis"], indirect=True)
+async def test_wait_on_redis_wakes_on_the_runs_settle_notice_not_its_poll_interval(factory: RuntimeFactory) -> None:
+    h = factory.harness()
+    run_id = h.submit(model="offline")
+    waited: list[RunStatus] = []
+    waiter = threading.Thread(
+        target=lambda: waited.append(h.service.wait(run_id, timeout=120, poll_interval=60).status), daemon=True
+    )
+    waiter.start()
+
+    await h.drive(run_id)
+
+    # A poll every 60 s would still be asleep; the notice wakes the waiter (or at worst its
+    # one-second re-read of SQL does).
+    wait_until(lambda: waited == [RunStatus.SUCCEEDED], timeout=10, what="the waiter to return")
+
+
 async def test_a_system_prompt_option_replaces_the_workflows(factory: RuntimeFactory) -> None:
     seen: list[str] = []
 
