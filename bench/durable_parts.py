@@ -54,9 +54,8 @@ def _timed(owner: type, name: str, label: str) -> None:
 
 
 def _instrument() -> None:
-    from mamba_worker.durable import _claim, _dispatch, _events
+    from mamba_worker.durable import _claim, _dispatch, _events, _journal
     from mamba_worker.durable.store import _writer
-    from mamba_worker.workflows import _stepwise
 
     _timed(_claim.StepClaimer, "claim", "claim (transaction + its live event)")
     _timed(_writer.StepWriter, "write_step", "commit (RunStore.write_step)")
@@ -64,8 +63,8 @@ def _instrument() -> None:
     _timed(_writer.StepWriter, "record_tool_call_finished", "tool-call ledger row (act)")
     _timed(_events.EventPublisher, "publish", "live events to Redis")
     _timed(_dispatch.Dispatcher, "publish", "successor's Celery message (send_task)")
-    _timed(_stepwise.StepWorkflow, "dump_state", "state to JSON")
-    _timed(_stepwise.StepWorkflow, "load_state", "state from JSON")
+    _timed(_journal.StateJournal, "split", "state to JSON (head + the lists' new items)")
+    _timed(_journal.StateJournal, "load", "state from JSON (head joined with its chunks)")
 
 
 def _baseline(k: int, runs: int) -> float:

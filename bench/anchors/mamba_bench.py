@@ -5,7 +5,8 @@ A run is K x (think, act, observe) = 30 steps of ReAct with a zero-latency scrip
 and a trivial idempotent tool returning 1,024 characters (``bench/durable_workload.py``). Each step
 is one Celery task: claim (lease) -> step -> commit_step (state, next step, outbox, events) -> send
 the successor. Runs are submitted with ``RunService.submit``; a run has ended when its
-``run.succeeded`` event arrives (Redis pub/sub) or, on SQLite, when polling (2 ms) sees it settled.
+``run.succeeded`` event arrives (Redis pub/sub, its settle channel) or, on SQLite, when polling (2 ms)
+sees it settled.
 
   --backend postgres  state in PostgreSQL (the ``bench`` database, schema created here), Redis
                       broker on a dedicated database number (ANCHORS_MAMBA_REDIS_URL, default db 10;
