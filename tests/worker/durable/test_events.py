@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from mamba_client.schemas import RunStatus, SubmitRun
-from mamba_worker.durable import Reconciler, RunService
+from mamba_worker.durable import Reconciler, RunService, WaitTimeoutError
 from mamba_worker.durable._events import EventPublisher
 from mamba_worker.durable._names import event_channel, settled_channel
 from tests._support.durable import DroppingDispatcher, Harness, RuntimeFactory
@@ -162,6 +162,19 @@ def test_publishing_to_an_unreachable_redis_loses_nothing_in_sql(factory: Runtim
     publisher.publish(h.service.events(run_id))  # logged, not raised
 
     assert [e.type for e in h.service.events(run_id)] == ["run.submitted"]
+    publisher.close()
+
+
+def test_a_wait_falls_back_to_polling_when_redis_cannot_be_subscribed_to(factory: RuntimeFactory) -> None:
+    h = factory.harness()
+    run_id = h.submit(model="offline")
+    publisher = EventPublisher("redis://127.0.0.1:1/0")  # nothing listens there
+    service = RunService(h.runtime, publisher=publisher, dispatcher=h.dispatcher)
+
+    with publisher.settle_notices(run_id) as notices:
+        assert notices is None  # logged; the caller polls
+    with pytest.raises(WaitTimeoutError):
+        service.wait(run_id, timeout=0.2, poll_interval=0.05)
     publisher.close()
 
 

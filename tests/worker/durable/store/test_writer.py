@@ -520,3 +520,55 @@ def test_a_lost_postgresql_connection_fails_one_write_and_the_next_one_reconnect
 
     assert raised.value.connection_invalidated or "terminat" in str(raised.value).lower()
     assert isinstance(store.write_step(_next(run_id)), StepWritten)
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_each_thread_writes_on_a_connection_of_its_own_and_close_closes_them(
+    store: RunStore, make_run: MakeRun
+) -> None:
+    import threading
+
+    import psycopg  # the postgres extra
+
+    run_ids = [_running(store, make_run) for _ in range(2)]
+    held: list[psycopg.Connection[Any]] = []
+    pipeline = store._pipeline
+    assert pipeline is not None
+
+    def write(run_id: str) -> None:
+        assert isinstance(store.write_step(_next(run_id)), StepWritten)
+        held.append(pipeline._thread_connection())  # the one this thread wrote on
+
+    threads = [threading.Thread(target=write, args=(run_id,)) for run_id in run_ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+
+    assert len(held) == 2 and held[0].info.backend_pid != held[1].info.backend_pid
+    store.close()
+    assert all(conn.closed for conn in held)
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_a_forked_child_never_writes_on_its_parents_connection(
+    store: RunStore, make_run: MakeRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mamba_worker.durable.store import _pg_pipeline
+
+    first, second = _running(store, make_run), _running(store, make_run)
+    pipeline = store._pipeline
+    assert pipeline is not None
+    assert isinstance(store.write_step(_next(first)), StepWritten)
+    parents = pipeline._thread_connection()
+    real_pid = _pg_pipeline.os.getpid()
+    # What a prefork child sees: the same objects, another process id.
+    monkeypatch.setattr(_pg_pipeline.os, "getpid", lambda: real_pid + 1)
+
+    assert isinstance(store.write_step(_next(second)), StepWritten)
+    childs = pipeline._thread_connection()
+    store.close()
+
+    assert childs is not parents
+    assert childs.closed and not parents.closed  # the parent's socket is left alone
+    parents.close()
