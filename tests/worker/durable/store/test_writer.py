@@ -66,6 +66,21 @@ def _events(run_id: str, *extra: Event) -> list[Event]:
     return [committed, *extra]
 
 
+def _counting_pg_statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """From now on, every statement `PgPipeline` sends (``psycopg.Connection.execute``) is listed here."""
+    import psycopg  # the postgres extra
+
+    statements: list[str] = []
+    execute = psycopg.Connection.execute
+
+    def counted(self: psycopg.Connection[Any], query: Any, *args: Any, **kwargs: Any) -> Any:
+        statements.append(str(query))
+        return execute(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Connection, "execute", counted)
+    return statements
+
+
 def _next(run_id: str, *, owner: str = "w1", claimed: bool = False, expected_event_seq: int | None = None) -> StepWrite:
     return StepWrite(
         run_id=run_id,
@@ -251,17 +266,8 @@ def test_a_write_numbered_by_the_writers_guess_lands_numbered_right(
 def test_a_non_final_write_whose_guess_is_right_is_one_statement_on_postgresql(
     store: RunStore, make_run: MakeRun, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import psycopg  # the postgres extra
-
     run_id = _running(store, make_run)
-    statements: list[str] = []
-    execute = psycopg.Connection.execute
-
-    def counted(self: psycopg.Connection[Any], query: Any, *args: Any, **kwargs: Any) -> Any:
-        statements.append(str(query))
-        return execute(self, query, *args, **kwargs)
-
-    monkeypatch.setattr(psycopg.Connection, "execute", counted)
+    statements = _counting_pg_statements(monkeypatch)
     chunks = [StateChunk(field="messages", data='"a"'), StateChunk(field="notes", data="", replace=True)]
 
     assert isinstance(
@@ -376,19 +382,10 @@ def test_a_step_claimed_before_is_not_claimed_as_fresh(store: RunStore, make_run
 def test_a_fresh_steps_claim_is_one_statement_on_postgresql(
     store: RunStore, make_run: MakeRun, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import psycopg  # the postgres extra
-
     run_id = make_run(steps=("think",))
     with store.session() as session, session.begin():
         update_run_txn(session, run_id, status=RunStatus.RUNNING)
-    statements: list[str] = []
-    execute = psycopg.Connection.execute
-
-    def counted(self: psycopg.Connection[Any], query: Any, *args: Any, **kwargs: Any) -> Any:
-        statements.append(str(query))
-        return execute(self, query, *args, **kwargs)
-
-    monkeypatch.setattr(psycopg.Connection, "execute", counted)
+    statements = _counting_pg_statements(monkeypatch)
 
     def started(run: RunRow, claim: StepClaim) -> Event:
         raise AssertionError("not called: a first attempt's event is the fresh one")
