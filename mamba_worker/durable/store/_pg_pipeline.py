@@ -18,20 +18,17 @@ showed parse + bind at twice the execution time).
 Only imported on PostgreSQL with psycopg (`StepWriter`): psycopg is the ``postgres`` extra, and
 the default install (SQLite) has no psycopg.
 
-The connection comes from the engine's pool (`Engine.raw_connection`) and goes back idle. A
-psycopg error is re-raised as SQLAlchemy's `DBAPIError` (what the runtime classifies as
-transient), with the parameters hidden (they hold run state). A lost connection is invalidated
-and the pool disposed, as SQLAlchemy does itself after a disconnect, so a restarted server costs
-one failed attempt, not one per pooled connection.
+Each thread runs them on a connection of its own (`ThreadConnections`), left idle between uses.
+A psycopg error is re-raised as SQLAlchemy's `DBAPIError` (what the runtime classifies as
+transient), with the parameters hidden (they hold run state). A lost connection is dropped and
+the engine's pool disposed, as SQLAlchemy does itself after a disconnect, so a restarted server
+costs one failed attempt, not one per connection.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import threading
-import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -43,6 +40,7 @@ from sqlalchemy.exc import DBAPIError
 
 from mamba_client.schemas import Event, RunStatus, StepStarted, StepStatus, Usage
 from mamba_worker.durable.store._chunks import StateChunk, StoredChunks, group_chunks
+from mamba_worker.durable.store._pg_connections import ThreadConnections
 from mamba_worker.durable.store._pg_sql import (
     CLAIM_FRESH,
     CLAIM_RUNNING,
@@ -91,25 +89,19 @@ class PgPipeline:
         self._output_type = cast("JSONText[Any]", RUNS.c.output.type)
         self._error_type = cast("JSONText[Any]", RUNS.c.error.type)
         self._processors: dict[str, Any] = {}
-        self._held = threading.local()
-        self._opened: list[tuple[int, psycopg.Connection[Any]]] = []
-        """Every thread's connection, with the pid that opened it (a forked child inherits the list)."""
-        self._opened_lock = threading.Lock()
-        # A store dropped without `close` still closes its connections (the callback holds the
-        # list, not the pipeline).
-        weakref.finalize(self, _close_opened, self._opened, self._opened_lock)
+        self._connections = ThreadConnections(engine)
 
     @contextmanager
     def _connection(self, *, autocommit: bool = False) -> Iterator[psycopg.Connection[Any]]:
         """This thread's connection, left idle; with ``autocommit`` each statement is its own transaction."""
-        conn = self._thread_connection()
+        conn = self._connections.get()
         try:
             if conn.autocommit != autocommit:
                 conn.autocommit = autocommit
             yield conn
         except psycopg.Error as error:
             if self._dialect.is_disconnect(cast(Any, error), cast(Any, conn), None):
-                self._drop(conn)
+                self._connections.drop(conn)
                 # Every pooled connection is as dead as this one: drop them now, not one failed
                 # attempt each (SQLAlchemy does the same after a disconnect on its own path).
                 self._engine.dispose()
@@ -123,44 +115,9 @@ class PgPipeline:
                 conn.rollback()
             raise
 
-    def _thread_connection(self) -> psycopg.Connection[Any]:
-        """The calling thread's own connection, opened through the engine's pool on first use.
-
-        Why not a pooled connection per statement: checking one out and back in (SQLAlchemy resets
-        it with a ``ROLLBACK``) cost about a tenth of an inline step, and any ``ROLLBACK`` empties
-        psycopg's cache of prepared statements. Per thread, because a connection is not shared
-        between threads mid-transaction; per process (the pid is checked), because a forked child
-        must never use its parent's socket.
-        """
-        held = self._held
-        conn: psycopg.Connection[Any] | None = getattr(held, "conn", None)
-        if conn is not None and not conn.closed and held.pid == os.getpid():
-            return conn
-        pooled = self._engine.raw_connection()
-        conn = cast("psycopg.Connection[Any]", pooled.driver_connection)
-        # Ours from now on: the pool forgets it (and opens another when it needs one); `close`
-        # closes it.
-        pooled.detach()
-        held.conn, held.pid = conn, os.getpid()
-        with self._opened_lock:
-            self._opened.append((held.pid, conn))
-        return conn
-
-    def _drop(self, conn: psycopg.Connection[Any]) -> None:
-        """Forget (and close) a connection that failed; the thread opens a new one on its next write."""
-        with self._opened_lock:
-            self._opened[:] = [(pid, held) for pid, held in self._opened if held is not conn]
-        if getattr(self._held, "conn", None) is conn:
-            self._held.conn = None
-        conn.close()
-
     def close(self) -> None:
-        """Close every thread's connection this process opened (at shutdown).
-
-        A forked child's list holds its parent's connections too: those are forgotten, not closed
-        (closing sends a terminate message down the socket the parent still uses).
-        """
-        _close_opened(self._opened, self._opened_lock)
+        """Close every thread's connection this process opened (at shutdown)."""
+        self._connections.close()
 
     def write_step(self, write: StepWrite) -> StepWritten | WriteRefused:
         """`write_step_txn`'s rows in one transaction: one statement when it can, else guards then inserts."""
@@ -387,16 +344,6 @@ class PgPipeline:
         statement = START_AND_FINISH_TOOL_CALL if start == "insert" else FINISH_TOOL_CALL
         with self._connection(autocommit=True) as conn:
             return conn.execute(statement, params, prepare=True).rowcount == 1
-
-
-def _close_opened(opened: list[tuple[int, psycopg.Connection[Any]]], lock: threading.Lock) -> None:
-    """Close the connections in ``opened`` that this process opened; empty it."""
-    with lock:
-        taken = list(opened)
-        opened.clear()
-    for pid, conn in taken:
-        if pid == os.getpid() and not conn.closed:
-            conn.close()
 
 
 def _spliced_event(event: StepStarted) -> tuple[str, str, str]:

@@ -534,7 +534,7 @@ def test_each_thread_writes_on_a_connection_of_its_own_and_close_closes_them(
 
     def write(run_id: str) -> None:
         assert isinstance(store.write_step(_next(run_id)), StepWritten)
-        held.append(pipeline._thread_connection())  # the one this thread wrote on
+        held.append(pipeline._connections.get())  # the one this thread wrote on
 
     threads = [threading.Thread(target=write, args=(run_id,)) for run_id in run_ids]
     for thread in threads:
@@ -551,19 +551,19 @@ def test_each_thread_writes_on_a_connection_of_its_own_and_close_closes_them(
 def test_a_forked_child_never_writes_on_its_parents_connection(
     store: RunStore, make_run: MakeRun, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mamba_worker.durable.store import _pg_pipeline
+    from mamba_worker.durable.store import _pg_connections
 
     first, second = _running(store, make_run), _running(store, make_run)
     pipeline = store._pipeline
     assert pipeline is not None
     assert isinstance(store.write_step(_next(first)), StepWritten)
-    parents = pipeline._thread_connection()
-    real_pid = _pg_pipeline.os.getpid()
+    parents = pipeline._connections.get()
+    real_pid = _pg_connections.os.getpid()
     # What a prefork child sees: the same objects, another process id.
-    monkeypatch.setattr(_pg_pipeline.os, "getpid", lambda: real_pid + 1)
+    monkeypatch.setattr(_pg_connections.os, "getpid", lambda: real_pid + 1)
 
     assert isinstance(store.write_step(_next(second)), StepWritten)
-    childs = pipeline._thread_connection()
+    childs = pipeline._connections.get()
     store.close()
 
     assert childs is not parents

@@ -1,0 +1,81 @@
+"""`ThreadConnections`: each thread's own psycopg connection for `PgPipeline`'s statements.
+
+Why not a pooled connection per statement: checking one out and back in (SQLAlchemy resets it with
+a ``ROLLBACK``) cost about a tenth of an inline step, and any ``ROLLBACK`` empties psycopg's cache
+of prepared statements, so the per-step CTEs were parsed and planned again. Per thread, because a
+connection is not shared between threads mid-transaction; per process (the pid is checked),
+because a forked child (a prefork pool process) must never use its parent's socket.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import weakref
+from typing import Any, cast
+
+import psycopg
+from sqlalchemy import Engine
+
+_Opened = list[tuple[int, "psycopg.Connection[Any]"]]
+
+
+class ThreadConnections:
+    """The connections of one engine's database that `PgPipeline` keeps, one per thread.
+
+    Each is checked out of the engine's pool once and detached from it (the pool forgets it and
+    opens another when it needs one). `close` closes them; so does dropping this object.
+
+    Args:
+        engine: A ``postgresql+psycopg`` engine.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._held = threading.local()
+        self._opened: _Opened = []
+        """Every thread's connection, with the pid that opened it (a forked child inherits the list)."""
+        self._lock = threading.Lock()
+        # Dropped without `close`, the connections are still closed (the callback holds the list,
+        # not this object).
+        weakref.finalize(self, _close_opened, self._opened, self._lock)
+
+    def get(self) -> psycopg.Connection[Any]:
+        """The calling thread's connection, opened on first use (or after `drop`, or in a new process)."""
+        held = self._held
+        conn: psycopg.Connection[Any] | None = getattr(held, "conn", None)
+        if conn is not None and not conn.closed and held.pid == os.getpid():
+            return conn
+        pooled = self._engine.raw_connection()
+        conn = cast("psycopg.Connection[Any]", pooled.driver_connection)
+        pooled.detach()
+        held.conn, held.pid = conn, os.getpid()
+        with self._lock:
+            self._opened.append((held.pid, conn))
+        return conn
+
+    def drop(self, conn: psycopg.Connection[Any]) -> None:
+        """Forget and close a connection that failed; its thread opens a new one on its next use."""
+        with self._lock:
+            self._opened[:] = [(pid, opened) for pid, opened in self._opened if opened is not conn]
+        if getattr(self._held, "conn", None) is conn:
+            self._held.conn = None
+        conn.close()
+
+    def close(self) -> None:
+        """Close every connection this process opened.
+
+        A forked child's list holds its parent's connections too: those are forgotten, not closed
+        (closing sends a terminate message down the socket the parent still uses).
+        """
+        _close_opened(self._opened, self._lock)
+
+
+def _close_opened(opened: _Opened, lock: threading.Lock) -> None:
+    """Close the connections in ``opened`` that this process opened; empty it."""
+    with lock:
+        taken = list(opened)
+        opened.clear()
+    for pid, conn in taken:
+        if pid == os.getpid() and not conn.closed:
+            conn.close()
