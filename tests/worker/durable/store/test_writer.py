@@ -548,24 +548,30 @@ def test_each_thread_writes_on_a_connection_of_its_own_and_close_closes_them(
 
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
-def test_a_forked_child_never_writes_on_its_parents_connection(
-    store: RunStore, make_run: MakeRun, monkeypatch: pytest.MonkeyPatch
+def test_a_forked_child_writes_on_a_connection_of_its_own_and_leaves_its_parents_alone(
+    store: RunStore, make_run: MakeRun
 ) -> None:
-    from mamba_worker.durable.store import _pg_connections
+    import os
 
-    first, second = _running(store, make_run), _running(store, make_run)
+    first, second, third = (_running(store, make_run) for _ in range(3))
     pipeline = store._pipeline
     assert pipeline is not None
     assert isinstance(store.write_step(_next(first)), StepWritten)
     parents = pipeline._connections.get()
-    real_pid = _pg_connections.os.getpid()
-    # What a prefork child sees: the same objects, another process id.
-    monkeypatch.setattr(_pg_connections.os, "getpid", lambda: real_pid + 1)
 
-    assert isinstance(store.write_step(_next(second)), StepWritten)
-    childs = pipeline._connections.get()
-    store.close()
+    child = os.fork()
+    if child == 0:  # the child: what a prefork pool process does with the store it inherited
+        status = 1
+        try:
+            written = store.write_step(_next(second))
+            status = 0 if isinstance(written, StepWritten) and pipeline._connections.get() is not parents else 2
+            store.close()
+        finally:
+            os._exit(status)
+    _, status = os.waitpid(child, 0)
 
-    assert childs is not parents
-    assert childs.closed and not parents.closed  # the parent's socket is left alone
-    parents.close()
+    assert os.waitstatus_to_exitcode(status) == 0
+    # The parent's connection still works: the child neither used nor closed it.
+    assert pipeline._connections.get() is parents and not parents.closed
+    assert isinstance(store.write_step(_next(third)), StepWritten)
+    assert [store.get_step_row(run_id, 1).status for run_id in (first, second, third)] == [StepStatus.COMMITTED] * 3
