@@ -563,6 +563,7 @@ def test_a_forked_child_writes_on_a_connection_of_its_own_and_leaves_its_parents
     if child == 0:  # the child: what a prefork pool process does with the store it inherited
         status = 1
         try:
+            store.engine.dispose(close=False)  # `Runtime.after_fork`: forget the parent's pool
             written = store.write_step(_next(second))
             status = 0 if isinstance(written, StepWritten) and pipeline._connections.get() is not parents else 2
             store.close()
