@@ -36,6 +36,8 @@ class ThreadConnections:
         self._opened: _Opened = []
         """Every thread's connection, with the pid that opened it (a forked child inherits the list)."""
         self._lock = threading.Lock()
+        self._generation = 0
+        """Bumped when a connection is found dead: the others, opened before, are replaced on next use."""
         # Dropped without `close`, the connections are still closed (the callback holds the list,
         # not this object).
         weakref.finalize(self, _close_opened, self._opened, self._lock)
@@ -45,17 +47,27 @@ class ThreadConnections:
         held = self._held
         conn: psycopg.Connection[Any] | None = getattr(held, "conn", None)
         if conn is not None and not conn.closed and held.pid == os.getpid():
-            return conn
+            if held.generation == self._generation:
+                return conn
+            # Another thread's connection died (a server restart kills them all): replace this
+            # one before it fails a write of its own.
+            self.drop(conn)
         pooled = self._engine.raw_connection()
         conn = cast("psycopg.Connection[Any]", pooled.driver_connection)
         pooled.detach()
-        held.conn, held.pid = conn, os.getpid()
+        held.conn, held.pid, held.generation = conn, os.getpid(), self._generation
         with self._lock:
             self._opened.append((held.pid, conn))
         return conn
 
+    def lost(self, conn: psycopg.Connection[Any]) -> None:
+        """``conn`` was found disconnected: drop it, and have every other thread replace its own too."""
+        with self._lock:
+            self._generation += 1
+        self.drop(conn)
+
     def drop(self, conn: psycopg.Connection[Any]) -> None:
-        """Forget and close a connection that failed; its thread opens a new one on its next use."""
+        """Forget and close a connection; its thread opens a new one on its next use."""
         with self._lock:
             self._opened[:] = [(pid, opened) for pid, opened in self._opened if opened is not conn]
         if getattr(self._held, "conn", None) is conn:

@@ -101,9 +101,10 @@ class PgPipeline:
             yield conn
         except psycopg.Error as error:
             if self._dialect.is_disconnect(cast(Any, error), cast(Any, conn), None):
-                self._connections.drop(conn)
-                # Every pooled connection is as dead as this one: drop them now, not one failed
-                # attempt each (SQLAlchemy does the same after a disconnect on its own path).
+                # Every connection is as dead as this one: the other threads' and the pool's are
+                # replaced before their next use, not after one failed attempt each (SQLAlchemy
+                # does the same for its pool after a disconnect on its own path).
+                self._connections.lost(conn)
                 self._engine.dispose()
             elif not conn.closed:
                 conn.rollback()

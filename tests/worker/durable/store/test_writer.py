@@ -502,15 +502,7 @@ def test_a_lost_postgresql_connection_fails_one_write_and_the_next_one_reconnect
 ) -> None:
     run_id = _running(store, make_run)
     assert store.pipelined
-    # Every pooled connection of the store's engine is killed, as a server restart would.
-    with sa.create_engine(engine.url, poolclass=sa.NullPool).connect() as admin:
-        admin.execute(
-            sa.text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
-        )
-        admin.commit()
+    _kill_connections(engine)
 
     with pytest.raises(DBAPIError) as raised:
         store.write_step(_next(run_id))
@@ -576,3 +568,37 @@ def test_a_forked_child_writes_on_a_connection_of_its_own_and_leaves_its_parents
     assert pipeline._connections.get() is parents and not parents.closed
     assert isinstance(store.write_step(_next(third)), StepWritten)
     assert [store.get_step_row(run_id, 1).status for run_id in (first, second, third)] == [StepStatus.COMMITTED] * 3
+
+
+def _kill_connections(engine: Engine) -> None:
+    """Kill every connection to the engine's database, as a server restart would."""
+    with sa.create_engine(engine.url, poolclass=sa.NullPool).connect() as admin:
+        admin.execute(
+            sa.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+        admin.commit()
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_once_one_thread_finds_its_connection_dead_the_others_replace_theirs_before_writing(
+    store: RunStore, make_run: MakeRun, engine: Engine
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    runs = [_running(store, make_run) for _ in range(4)]
+    first, second = ThreadPoolExecutor(max_workers=1), ThreadPoolExecutor(max_workers=1)  # a thread each
+    try:
+        assert isinstance(first.submit(store.write_step, _next(runs[0])).result(20), StepWritten)
+        assert isinstance(second.submit(store.write_step, _next(runs[1])).result(20), StepWritten)
+        _kill_connections(engine)
+
+        with pytest.raises(DBAPIError):
+            first.submit(store.write_step, _next(runs[2])).result(20)
+        # The second thread's connection died too; it is replaced before this write, not after it fails.
+        assert isinstance(second.submit(store.write_step, _next(runs[3])).result(20), StepWritten)
+    finally:
+        first.shutdown()
+        second.shutdown()
