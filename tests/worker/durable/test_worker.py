@@ -69,12 +69,10 @@ def test_a_registered_custom_workflow_runs_with_its_own_task_names(
     done = runtime.service.wait(run.id, timeout=30)
 
     assert (done.status, done.output) == (RunStatus.SUCCEEDED, 2)
-    assert task_names == [
-        "mamba.dt_count.start",
-        "mamba.dt_count.count",
-        "mamba.dt_count.count",
-        "mamba.dt_count.done",
-    ]
+    assert [s.name for s in runtime.service.steps(run.id)] == ["start", "count", "count", "done"]
+    # Each step ran as the task of its own name. (On a slow machine the reconciler may re-send a
+    # message it thinks lost, and the duplicate runs as a no-op: names may repeat, in this order.)
+    assert list(dict.fromkeys(task_names)) == ["mamba.dt_count.start", "mamba.dt_count.count", "mamba.dt_count.done"]
 
 
 def test_react_steps_run_as_mamba_think_act_observe(
@@ -85,7 +83,9 @@ def test_react_steps_run_as_mamba_think_act_observe(
     run = runtime.service.submit(SubmitRun(input="What is 2 + 2?", model="offline"))
     runtime.service.wait(run.id, timeout=30)
 
-    assert task_names == ["mamba.think", "mamba.act", "mamba.observe"]
+    assert [s.name for s in runtime.service.steps(run.id)] == ["think", "act", "observe"]
+    # As above: a re-sent duplicate may repeat a name, never reorder the first runs.
+    assert list(dict.fromkeys(task_names)) == ["mamba.think", "mamba.act", "mamba.observe"]
 
 
 def test_consecutive_steps_on_a_worker_thread_share_one_event_loop(
