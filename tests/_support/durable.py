@@ -359,6 +359,11 @@ async def after_crash(h: Harness, run_id: str, seq: int | None = None) -> StepOu
     return await h.executor.execute(run_id, seq)
 
 
+def redis_binding_keys(queue: str) -> list[str]:
+    """kombu's Redis keys recording ``queue``'s exchange bindings (deleting the queue leaves them)."""
+    return [f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}"]
+
+
 def redis_queue_keys(queue: str) -> list[str]:
     """The Redis lists holding ``queue``'s messages: one per priority step (kombu's ``queue<sep><step>``).
 
