@@ -5,7 +5,8 @@ the broker is Redis, each event is published on ``mamba:events:<run_id>``, and t
 settles a run (succeeded, failed, cancelled, waiting) on ``mamba:settled:<run_id>`` too, so a
 waiter (`RunService.wait`) wakes once, not on every step. A subscriber that
 reconnects reads what it missed from SQL (``RunStore.get_events(after_seq=...)``), so a lost
-publish loses nothing. Events are not also kept in Redis (an earlier version appended them to a
+publish loses nothing. A publish does not wait for Redis's replies (`_ReplyDeferringSender`).
+Events are not also kept in Redis (an earlier version appended them to a
 stream per run): SQL is where missed events are read, and a key per run that nothing expires
 grows with every run ever made.
 """
@@ -13,7 +14,10 @@ grows with every run ever made.
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import time
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
@@ -39,6 +43,12 @@ class EventPublisher:
         self._client: redis.Redis | None = None
         if broker_url.startswith(("redis://", "rediss://", "unix://")):
             self._client = redis.Redis.from_url(broker_url)
+            # Dropped without `close` (an executor made for one test, say), the publishing
+            # connections, which live outside the pool's idle list, are still closed.
+            weakref.finalize(self, self._client.close)
+        self._senders = threading.local()
+        self._generation = 0
+        """Bumped by `close`: a thread's sender made before it belongs to a disconnected pool."""
 
     @property
     def enabled(self) -> bool:
@@ -49,20 +59,27 @@ class EventPublisher:
         """Publish committed events; failures are logged, never raised (SQL already has them).
 
         ``payloads``: the events as already serialised for SQL (same order), to avoid doing it twice.
+        The commands are sent without waiting for Redis's replies (see `_ReplyDeferringSender`).
         """
         if self._client is None or not events:
             return
         if payloads is None:
             payloads = [event.model_dump_json() for event in events]
+        commands: list[tuple[str, str, str]] = []
+        for event, payload in zip(events, payloads, strict=True):
+            commands.append(("PUBLISH", event_channel(event.run_id), payload))
+            if isinstance(event, SETTLING_EVENTS):
+                commands.append(("PUBLISH", settled_channel(event.run_id), payload))
+        sender: _ReplyDeferringSender | None = getattr(self._senders, "sender", None)
         try:
-            pipe = self._client.pipeline(transaction=False)
-            for event, payload in zip(events, payloads, strict=True):
-                pipe.publish(event_channel(event.run_id), payload)
-                if isinstance(event, SETTLING_EVENTS):
-                    pipe.publish(settled_channel(event.run_id), payload)
-            pipe.execute()
+            if sender is None or not sender.usable(self._generation):
+                sender = self._senders.sender = _ReplyDeferringSender(self._client, generation=self._generation)
+            sender.send(commands)
         except redis.RedisError as error:
             logger.warning("could not publish %d events live: %s", len(events), error)
+            if sender is not None:
+                sender.discard()
+            self._senders.sender = None
 
     @contextmanager
     def settle_notices(self, run_id: str) -> Iterator[SettleNotices | None]:
@@ -88,8 +105,9 @@ class EventPublisher:
             pubsub.close()
 
     def close(self) -> None:
-        """Close the Redis connection pool."""
+        """Close the Redis connection pool (every thread's publishing connection with it)."""
         if self._client is not None:
+            self._generation += 1
             self._client.close()
 
 
@@ -115,3 +133,62 @@ class SettleNotices:
             logger.warning("lost the settle subscription: %s", error)
             time.sleep(max(0.0, deadline - time.monotonic()))
         return False
+
+
+class _ReplyDeferringSender:
+    """One thread's Redis connection for `EventPublisher.publish`, which never waits for a reply.
+
+    A publish's replies (subscriber counts) tell the publisher nothing it acts on, and waiting for
+    them was a round trip on every step's critical path. So a publish only sends its commands; the
+    replies are read at the start of the next publish, by when they have long arrived, so errors
+    still surface (one publish late) and the socket's buffer never fills. Redis runs what it has
+    received whether or not the reply is read. The connection stays out of the pool (a pooled
+    connection must have no unread replies); `EventPublisher.close` disconnects it with the pool,
+    and a forked child opens its own instead of writing on its parent's socket.
+    """
+
+    def __init__(self, client: redis.Redis, *, generation: int) -> None:
+        self._pool = client.connection_pool
+        self._conn = self._pool.get_connection()
+        self._pid = os.getpid()
+        self._generation = generation
+        self._unread = 0
+
+    def usable(self, generation: int) -> bool:
+        """Whether it is still open (not closed with its pool since) and this process's own.
+
+        A forked child must not share its parent's socket.
+        """
+        return self._generation == generation and self._pid == os.getpid()
+
+    def send(self, commands: Sequence[tuple[str, str, str]]) -> None:
+        """Read the previous publish's replies, then send ``commands`` without waiting for theirs."""
+        conn = self._conn
+        try:
+            while self._unread:
+                self._unread -= 1
+                try:
+                    conn.read_response()
+                except redis.ResponseError as error:
+                    logger.warning("Redis refused a live event: %s", error)
+            # Anything more to read is the server closing the connection (a restart, an idle
+            # timeout): a write would still succeed locally, and be lost, so reconnect first.
+            if conn.can_read(timeout=0):
+                conn.read_response()
+        except (redis.ConnectionError, redis.TimeoutError) as error:
+            # What the previous publish sent may be lost (SQL has it); send this one afresh.
+            logger.warning("lost the live events connection, reconnecting: %s", error)
+            conn.disconnect()  # type: ignore[no-untyped-call]
+            self._unread = 0
+        packed = conn.pack_commands(commands)  # type: ignore[no-untyped-call]
+        # The client's own retry policy (reconnect and resend on a connection error), as a pipeline has.
+        conn.retry.call_with_retry(
+            lambda: conn.send_packed_command(packed),  # type: ignore[no-untyped-call]
+            lambda _error: conn.disconnect(),  # type: ignore[no-untyped-call]
+        )
+        self._unread = len(commands)
+
+    def discard(self) -> None:
+        """Drop the connection after an error (its unread replies can no longer be trusted)."""
+        self._conn.disconnect()  # type: ignore[no-untyped-call]
+        self._pool.release(self._conn)

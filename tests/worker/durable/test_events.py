@@ -1,5 +1,6 @@
 """Events: every state change is an event in SQL, numbered without gaps, and pushed live on Redis
-(``mamba:events:<run_id>`` and the stream ``mamba:stream:<run_id>``) after its commit (invariant 10)."""
+(``mamba:events:<run_id>``, and the settling one on ``mamba:settled:<run_id>``) after its commit
+(invariant 10)."""
 
 from __future__ import annotations
 
@@ -151,6 +152,81 @@ def test_a_redispatch_is_published_live(factory: RuntimeFactory, listener: Liste
     Reconciler(h.runtime, dispatcher=h.dispatcher).run_once()
 
     wait_until(lambda: "step.redispatched" in listener.types(run_id), timeout=5, what="step.redispatched live")
+
+
+@on_redis
+def test_a_publish_does_not_wait_for_redis_to_reply(factory: RuntimeFactory, listener: Listener) -> None:
+    assert factory.redis_url is not None
+    h = factory.harness()
+    run_id = h.submit(model="offline")
+    publisher = EventPublisher(factory.redis_url)
+    admin = redis.Redis.from_url(factory.redis_url)
+    wait_until(lambda: listener.types(run_id) == ["run.submitted"], timeout=5, what="the submit's own publish")
+    publisher.publish(h.service.events(run_id))  # opens the publishing connection before the pause
+    wait_until(lambda: listener.types(run_id) == ["run.submitted"] * 2, timeout=5, what="first publish")
+
+    # Redis holds every PUBLISH until unpaused: a publish that waited for its reply would block here.
+    admin.execute_command("CLIENT", "PAUSE", "20000", "WRITE")
+    try:
+        publisher.publish(h.service.events(run_id))
+        assert listener.types(run_id) == ["run.submitted"] * 2  # sent, not yet run
+    finally:
+        admin.execute_command("CLIENT", "UNPAUSE")
+    wait_until(lambda: listener.types(run_id) == ["run.submitted"] * 3, timeout=5, what="the paused publish")
+    publisher.close()
+    admin.close()
+
+
+@on_redis
+def test_a_publish_after_its_connection_was_killed_reconnects_and_is_delivered(
+    factory: RuntimeFactory, listener: Listener
+) -> None:
+    assert factory.redis_url is not None
+    h = factory.harness()
+    run_id = h.submit(model="offline")
+    publisher = EventPublisher(factory.redis_url)
+    admin = redis.Redis.from_url(factory.redis_url)
+    wait_until(lambda: listener.types(run_id) == ["run.submitted"], timeout=5, what="the submit's own publish")
+    publisher.publish(h.service.events(run_id))
+    wait_until(lambda: listener.types(run_id) == ["run.submitted"] * 2, timeout=5, what="first publish")
+
+    # The publishing connections (this publisher's and the harness's), found by their last command.
+    publishing = [client["id"] for client in admin.client_list() if client["cmd"] == "publish"]
+    assert publishing
+    for client_id in publishing:
+        admin.client_kill_filter(_id=client_id)
+    publisher.publish(h.service.events(run_id))  # the previous replies are lost with the socket
+
+    wait_until(lambda: listener.types(run_id) == ["run.submitted"] * 3, timeout=5, what="publish after the kill")
+    publisher.close()
+    admin.close()
+
+
+@on_redis
+def test_a_forked_child_publishes_on_a_connection_of_its_own(factory: RuntimeFactory, listener: Listener) -> None:
+    import os
+
+    assert factory.redis_url is not None
+    h = factory.harness()
+    run_id = h.submit(model="offline")
+    events = h.service.events(run_id)
+    publisher = EventPublisher(factory.redis_url)
+    publisher.publish(events)  # the parent's connection, with a reply still unread
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child's outcome is its exit status
+        code = 1
+        try:
+            publisher.publish(events)
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    publisher.publish(events)  # the parent's connection still reads its own replies
+
+    # The submit's own publish, then the parent's, the child's and the parent's again.
+    wait_until(lambda: listener.types(run_id) == ["run.submitted"] * 4, timeout=5, what="every publish")
+    publisher.close()
 
 
 @on_redis
