@@ -6,6 +6,7 @@ import hypothesis  # noqa: F401  (see below)
 import pytest
 from pydantic_ai import models
 
+from tests._support import loop_origins
 from tests._support.services import POSTGRES, POSTGRES_URL, RABBITMQ, RABBITMQ_URL, REDIS, REDIS_URL, require
 
 # hypothesis is imported here, at start-up, not lazily by its pytest plugin's terminal summary: on
@@ -15,6 +16,20 @@ from tests._support.services import POSTGRES, POSTGRES_URL, RABBITMQ, RABBITMQ_U
 
 # No test may reach a real model API by accident.
 models.ALLOW_MODEL_REQUESTS = False
+
+loop_origins.install()
+
+
+def pytest_runtest_logstart(nodeid: str, location: tuple[str, int | None, str]) -> None:
+    loop_origins.current_test[0] = nodeid
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    lines = loop_origins.report()
+    if lines:
+        terminalreporter.section("event loops left unclosed by their threads (tests/_support/loop_origins.py)")
+        for line in lines:
+            terminalreporter.line(line)
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -43,6 +58,8 @@ def _close_event_loops() -> Iterator[None]:
 
     for leftover in [obj for obj in gc.get_objects() if isinstance(obj, asyncio.AbstractEventLoop)]:
         if not leftover.is_running() and not leftover.is_closed():
+            if leftover is not loop:
+                loop_origins.left_open(leftover)
             try:
                 leftover.close()
             except (ValueError, OSError):

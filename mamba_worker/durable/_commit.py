@@ -42,7 +42,15 @@ from mamba_worker.durable._dispatch import new_task_id
 from mamba_worker.durable._faults import FaultPoint, fault
 from mamba_worker.durable._names import step_task_name
 from mamba_worker.durable.errors import LeaseLostError, RunCancelledError
-from mamba_worker.durable.store import RunStore, StateChunk, StepWrite, SuccessorWrite, WriteRefused, utcnow
+from mamba_worker.durable.store import (
+    RunStore,
+    StateChunk,
+    StepWrite,
+    SuccessorWrite,
+    ToolCallResult,
+    WriteRefused,
+    utcnow,
+)
 from mamba_worker.workflows import Finish, Next, StepResult
 
 
@@ -89,6 +97,8 @@ class StepCommit:
     """Lease seconds: claim the successor for ``owner`` in this commit, to run it inline."""
     expected_event_seq: int | None = None
     """The run's next event number as this worker last wrote it (`StepWrite.expected_event_seq`)."""
+    tool_results: Sequence[ToolCallResult] = ()
+    """Finished idempotent calls whose ledger rows this commit writes (`StepWrite.tool_results`)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -184,6 +194,7 @@ def commit_step(store: RunStore, commit: StepCommit) -> CommitOutcome:
         events=step_events,
         final=final,
         expected_event_seq=commit.expected_event_seq,
+        tool_results=commit.tool_results,
         now=utcnow(),
         **fields,
     )

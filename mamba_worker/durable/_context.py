@@ -31,6 +31,7 @@ from mamba_worker.config import CompactionConfig
 from mamba_worker.durable._recording import RecordingModel, ToolLedger
 from mamba_worker.durable._registry import RegisteredTool
 from mamba_worker.durable._runtime import Runtime
+from mamba_worker.durable.store import ToolCallResult
 from mamba_worker.workflows import (
     ActionEvent,
     CompactionEvent,
@@ -105,6 +106,15 @@ class DurableStepContext(ToolboxStepContext):
     def attempt(self) -> int:
         """This attempt's number (1 for the first)."""
         return self._attempt
+
+    @property
+    def deferred_tool_results(self) -> Sequence[ToolCallResult]:
+        """Finished idempotent calls whose ledger rows the step's commit writes (see `ToolLedger`)."""
+        return self._ledger.deferred
+
+    def flush_tool_results(self) -> None:
+        """Write the deferred calls' rows now: the step is not going to commit."""
+        self._ledger.flush()
 
     async def request(
         self, messages: Sequence[ModelMessage], *, extra_tools: Sequence[ToolDefinition] = ()

@@ -213,40 +213,57 @@ class StepExecutor:
             compaction_ratio=ratio,
             model_settings=model_settings_for(run.options),
         )
-        deadline = asyncio.timeout(workflow.config.step_timeout_seconds)
         try:
-            async with ctx, lease.kept_alive(), deadline:
-                result = await workflow.run_step(name, state, ctx)
-        except TimeoutError:
-            if not deadline.expired():
-                raise  # the step's own timeout (a tool's, say), not the step's limit
-            limit = workflow.config.step_timeout_seconds or 0.0
-            raise StepTimeoutError(
-                f"step {seq} ({name}) of run {run.id!r} did not finish within step_timeout_seconds={limit}",
+            deadline = asyncio.timeout(workflow.config.step_timeout_seconds)
+            try:
+                async with ctx, lease.kept_alive(), deadline:
+                    result = await workflow.run_step(name, state, ctx)
+            except TimeoutError:
+                if not deadline.expired():
+                    raise  # the step's own timeout (a tool's, say), not the step's limit
+                limit = workflow.config.step_timeout_seconds or 0.0
+                raise StepTimeoutError(
+                    f"step {seq} ({name}) of run {run.id!r} did not finish within step_timeout_seconds={limit}",
+                    run_id=run.id,
+                    seq=seq,
+                    timeout=limit,
+                ) from None
+            claim_next = inline_ok and isinstance(result, Next) and self._runs_inline(run.workflow, result.step)
+            split = journal.split(state, mark)
+            commit = StepCommit(
                 run_id=run.id,
                 seq=seq,
-                timeout=limit,
-            ) from None
-        claim_next = inline_ok and isinstance(result, Next) and self._runs_inline(run.workflow, result.step)
-        split = journal.split(state, mark)
-        commit = StepCommit(
-            run_id=run.id,
-            seq=seq,
-            step=name,
-            workflow=run.workflow,
-            queue=run.queue,
-            priority=run.priority,
-            owner=rt.worker_id,
-            attempt=attempt,
-            state=split.head,
-            chunks=split.chunks,
-            result=result,
-            events=ctx.events,
-            usage=ctx.usage,
-            claim_next_for=rt.runtime.lease_seconds if claim_next else None,
-            expected_event_seq=claimed.next_event_seq,
-        )
-        return commit_step(rt.store, commit), split.head, state, split.mark
+                step=name,
+                workflow=run.workflow,
+                queue=run.queue,
+                priority=run.priority,
+                owner=rt.worker_id,
+                attempt=attempt,
+                state=split.head,
+                chunks=split.chunks,
+                result=result,
+                events=ctx.events,
+                usage=ctx.usage,
+                claim_next_for=rt.runtime.lease_seconds if claim_next else None,
+                expected_event_seq=claimed.next_event_seq,
+                tool_results=ctx.deferred_tool_results,
+            )
+            outcome = commit_step(rt.store, commit)
+        except Exception:
+            # The step is not committing (it failed, or its commit was refused or failed): the
+            # finished calls whose rows were left for the commit are written on their own, for the
+            # next attempt to reuse (a row the refused commit did write is left as it is). A crash
+            # writes nothing: those calls then run again, which their tools allow.
+            self._keep_tool_results(ctx, run_id=run.id, seq=seq)
+            raise
+        return outcome, split.head, state, split.mark
+
+    @staticmethod
+    def _keep_tool_results(ctx: DurableStepContext, *, run_id: str, seq: int) -> None:
+        try:
+            ctx.flush_tool_results()
+        except Exception as error:  # the store is down too: the calls will run again
+            logger.warning("could not record the finished tool calls of run %s step %s: %s", run_id, seq, error)
 
     # -- the ways a step does not commit -----------------------------------------------------
 

@@ -7,13 +7,18 @@
   it arrives, so a crash after it loses neither the tokens nor the money spent.
 - `ToolLedger` wraps each tool call: ``started`` is committed BEFORE the tool runs and
   ``finished`` right after. A re-run finds ``finished`` calls and reuses their results; a call left
-  ``started`` by a crash is re-run if the tool is idempotent, and is "in doubt" otherwise.
+  ``started`` by a crash is re-run if the tool is idempotent, and is "in doubt" otherwise. An
+  idempotent tool's call has no ``started`` row of its own (it may simply run again), and when
+  nothing else is running its ``finished`` row waits for the step's commit, which writes it in
+  the same transaction: a crash before the commit loses only what running the call again gives
+  back. It is written at once, instead, as soon as another call starts (which may take long), and
+  by the executor when the step does not commit.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +36,7 @@ from mamba_worker.durable.store import (
     ModelCallRecord,
     RunStore,
     ToolCallRecord,
+    ToolCallResult,
     ToolCallStart,
     mark_tool_call_in_doubt_txn,
 )
@@ -180,6 +186,18 @@ class ToolLedger:
         self._seq = seq
         self._attempt = attempt
         self._previous = {row.tool_call_id: row for row in store.get_tool_calls(run_id, seq)} if attempt > 1 else {}
+        self._deferred: list[ToolCallResult] = []
+        self._running = 0
+
+    @property
+    def deferred(self) -> Sequence[ToolCallResult]:
+        """Finished idempotent calls not written yet: the step's commit writes them."""
+        return tuple(self._deferred)
+
+    def flush(self) -> None:
+        """Write the deferred calls now, each in a transaction of its own."""
+        results, self._deferred = self._deferred, []
+        self._store.record_tool_results(results)
 
     async def run(
         self,
@@ -229,6 +247,8 @@ class ToolLedger:
             args=args_json,
         )
         start: ToolCallStart | None = "insert" if previous is None else None if approved else "restart"
+        # This call may run for long: what finished before it must not wait for the commit.
+        self.flush()
         if not idempotent and start is not None:
             # Only a call that must not run twice needs "started" durable BEFORE it runs; an
             # idempotent one may simply run again after a crash, so its start is written with its
@@ -239,16 +259,22 @@ class ToolLedger:
         token = _current_call.set(
             ToolCallInfo(run_id=self._run_id, seq=self._seq, tool_call_id=tool_call_id, attempt=self._attempt)
         )
+        self._running += 1
         try:
             outcome: ToolOutcome = await execute()
         finally:
+            self._running -= 1
             _current_call.reset(token)
         fault(FaultPoint.AFTER_TOOL_EXECUTED)
         # A failure the model is told about is still a finished call: its result (the error text
         # the model saw) is what a re-run must replay.
-        self._store.record_tool_call_finished(
-            call, result=_dump_part(outcome.part), start=start if idempotent else None
-        )
+        done = ToolCallResult(call=call, result=_dump_part(outcome.part), start=start if idempotent else None)
+        if idempotent and not self._running:
+            self._deferred.append(done)  # see the module docstring
+        else:
+            # Not idempotent: "in doubt" after a crash, which a person must then answer. Or calls
+            # still running beside it, for as long as they take.
+            self._store.record_tool_results([done])
         return outcome
 
 

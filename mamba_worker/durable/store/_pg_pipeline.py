@@ -44,17 +44,17 @@ from mamba_worker.durable.store._pg_connections import ThreadConnections
 from mamba_worker.durable.store._pg_sql import (
     CLAIM_FRESH,
     CLAIM_RUNNING,
-    FINISH_TOOL_CALL,
     INSERT_EVENT,
     RECORD_MODEL_CALL,
     RESTART_TOOL_CALL,
     RUN_COLUMNS,
-    START_AND_FINISH_TOOL_CALL,
     START_TOOL_CALL,
     USAGE,
     step_guard,
     step_inserts,
     step_write_once,
+    tool_result_params,
+    tool_result_statements,
 )
 from mamba_worker.durable.store._runs import UNSET
 from mamba_worker.durable.store._step_write import (
@@ -64,6 +64,7 @@ from mamba_worker.durable.store._step_write import (
     StepWritten,
     SuccessorWrite,
     ToolCallRecord,
+    ToolCallResult,
     ToolCallStart,
     WriteRefused,
     built_events,
@@ -132,6 +133,7 @@ class PgPipeline:
             "events": write.event_count,
         }
         run_sets = self._run_sets(write, params)
+        tool_results_written = False
         chunks, replace = self._chunk_params(write.chunks, params)
         if write.successor is not None:
             params |= self._successor_params(write.successor, now=write.now)
@@ -140,15 +142,31 @@ class PgPipeline:
             # at once. Most steps of every run take this path.
             events, payloads = built_events(write, None, first_seq=write.expected_event_seq)
             params |= self._event_params(events, payloads) | {"expected_seq": write.expected_event_seq}
+            # The finished calls never recorded ride in the statement; any other kind (rare: a
+            # call a person approved, or restarted) is written first, in a transaction of its own.
+            riding = [done for done in write.tool_results if done.start == "insert"]
+            self._record_tool_results([done for done in write.tool_results if done.start != "insert"], write.now)
+            if riding:
+                params |= tool_result_params(riding)
             statement = step_write_once(
-                run_sets, successor=write.successor is not None, events=bool(events), chunks=chunks, replace=replace
+                run_sets,
+                successor=write.successor is not None,
+                events=bool(events),
+                chunks=chunks,
+                replace=replace,
+                tool_results=bool(riding),
             )
             with self._connection(autocommit=True) as conn:
                 row = conn.execute(statement, params, prepare=True).fetchone()
+            tool_results_written = True
             assert row is not None  # the statement always returns one row
             if row[0] == 1:
                 return StepWritten(events=events, usage=self._usage(row[2:]), payloads=payloads, next_event_seq=row[1])
             # Nothing was written: the guards below say why, or write it (another writer appended events).
+        if not tool_results_written:
+            # Rare (the run's last step, or a worker that lost track of the run's events): before
+            # the guarded transaction, which a refusal rolls back.
+            self._record_tool_results(write.tool_results, write.now)
         guard = step_guard(run_sets)  # cached per set of columns
         with self._connection() as conn, conn.pipeline() as pipeline:
             guarded = conn.execute(guard, params, prepare=True)
@@ -169,6 +187,10 @@ class PgPipeline:
                 conn.execute(inserts, params, prepare=True)
             conn.commit()
         return StepWritten(events=events, usage=usage, payloads=payloads, next_event_seq=row[1])
+
+    def _record_tool_results(self, results: Sequence[ToolCallResult], now: datetime) -> None:
+        for done in results:
+            self.record_tool_call_finished(done.call, result=done.result, start=done.start, now=now)
 
     @staticmethod
     def _usage(values: Sequence[Any]) -> Usage:
@@ -335,16 +357,16 @@ class PgPipeline:
         self, call: ToolCallRecord, *, result: str, start: ToolCallStart | None, now: datetime
     ) -> bool:
         """A call's result, and with ``start`` its start, in one transaction (one statement but for a restart)."""
-        params = {**dataclasses.asdict(call), "result": result, "now": now}
-        if start == "restart":
-            with self._connection() as conn, conn.pipeline():
-                conn.execute(RESTART_TOOL_CALL, params, prepare=True)
-                finished = conn.execute(FINISH_TOOL_CALL, params, prepare=True)
-                conn.commit()
-            return finished.rowcount == 1
-        statement = START_AND_FINISH_TOOL_CALL if start == "insert" else FINISH_TOOL_CALL
-        with self._connection(autocommit=True) as conn:
-            return conn.execute(statement, params, prepare=True).rowcount == 1
+        statements = tool_result_statements(ToolCallResult(call=call, result=result, start=start), now=now)
+        if len(statements) == 1:
+            with self._connection(autocommit=True) as conn:
+                return conn.execute(*statements[0], prepare=True).rowcount == 1
+        with self._connection() as conn, conn.pipeline():
+            for statement, params in statements[:-1]:
+                conn.execute(statement, params, prepare=True)
+            finished = conn.execute(*statements[-1], prepare=True)
+            conn.commit()
+        return finished.rowcount == 1
 
 
 def _spliced_event(event: StepStarted) -> tuple[str, str, str]:

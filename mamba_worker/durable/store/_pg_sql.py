@@ -11,8 +11,13 @@ them equal).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, assert_never
 
+from mamba_worker.durable.store._step_write import ToolCallResult
 from mamba_worker.durable.store._tables import RUNS
 
 USAGE = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "requests", "cost_usd")
@@ -47,7 +52,9 @@ def step_guard(run_sets: tuple[str, ...]) -> str:
 
 
 @functools.cache
-def step_write_once(run_sets: tuple[str, ...], *, successor: bool, events: bool, chunks: bool, replace: bool) -> str:
+def step_write_once(
+    run_sets: tuple[str, ...], *, successor: bool, events: bool, chunks: bool, replace: bool, tool_results: bool = False
+) -> str:
     """The whole of `write_step_txn` in one statement, for a writer that knows the run's event counter.
 
     Nothing is written unless every guard holds, so the statement can run on its own
@@ -61,8 +68,12 @@ def step_write_once(run_sets: tuple[str, ...], *, successor: bool, events: bool,
     One row: 1 and the run's new ``next_event_seq`` and usage totals when written; 0 and NULLs
     when not (lease lost, run stopped, or another writer appended events: the caller takes the
     two-statement path, which tells them apart).
+
+    ``tool_results``: the finished calls' ledger rows (`StepWrite.tool_results`) are written too,
+    whatever the guards say (the calls did finish), in the statement's one transaction.
     """
-    ctes = [
+    ctes = [_FINISH_TOOL_CALLS] if tool_results else []
+    ctes += [
         f"ls AS (SELECT 1 FROM steps WHERE {_HELD} FOR UPDATE)",
         "lr AS (SELECT 1 FROM runs WHERE id = %(run_id)s AND status = 'running' AND cancel_requested IS false "
         "AND next_event_seq = %(expected_seq)s AND EXISTS (SELECT 1 FROM ls) FOR UPDATE)",
@@ -111,6 +122,18 @@ _INSERT_EVENTS = (
     "%(event_times)b::timestamptz[]) AS e(seq, type, payload, created_at)"
 )
 
+
+# `record_tool_call_started_txn` + `record_tool_call_finished_txn` for calls never recorded (as
+# START_AND_FINISH_TOOL_CALL, below), for a whole list of them.
+_FINISH_TOOL_CALLS = (
+    "tr AS (INSERT INTO tool_calls AS t (run_id, seq, tool_call_id, tool_name, idempotent, status, attempt, args, "
+    "result, error, started_at, finished_at) SELECT %(run_id)s, %(seq)s, u.id, u.name, u.idempotent, 'finished', "
+    "u.attempt, u.args, u.result, NULL, %(now)s, %(now)s FROM unnest(%(tool_ids)b::text[], %(tool_names)b::text[], "
+    "%(tool_idempotent)b::boolean[], %(tool_attempts)b::int[], %(tool_args)b::text[], %(tool_results)b::text[]) "
+    "AS u(id, name, idempotent, attempt, args, result) ON CONFLICT (run_id, seq, tool_call_id) DO UPDATE SET "
+    "status = 'finished', result = EXCLUDED.result, error = NULL, finished_at = EXCLUDED.finished_at "
+    "WHERE t.status IN ('started', 'in_doubt'))"
+)
 
 # `write_state_chunks_txn`: a replaced list's old chunks go (they all have a lower ``seq`` than
 # the one inserted, so the delete and the insert never touch the same key), the new chunks come.
@@ -238,3 +261,29 @@ FINISH_TOOL_CALL = (
     "UPDATE tool_calls SET status = 'finished', result = %(result)s, error = NULL, finished_at = %(now)s "
     f"WHERE {_CALL} AND status IN ('started', 'in_doubt')"
 )
+
+
+def tool_result_statements(done: ToolCallResult, *, now: datetime) -> list[tuple[str, dict[str, Any]]]:
+    """`record_tool_call_finished_txn` (with the start ``done`` asks for) as statements, the finish last."""
+    params = {**dataclasses.asdict(done.call), "result": done.result, "now": now}
+    match done.start:
+        case "insert":
+            return [(START_AND_FINISH_TOOL_CALL, params)]
+        case "restart":
+            return [(RESTART_TOOL_CALL, params), (FINISH_TOOL_CALL, params)]
+        case None:
+            return [(FINISH_TOOL_CALL, params)]
+        case _:
+            assert_never(done.start)
+
+
+def tool_result_params(results: Sequence[ToolCallResult]) -> dict[str, Any]:
+    """`_FINISH_TOOL_CALLS`'s parameters: the calls' columns, as arrays."""
+    return {
+        "tool_ids": [done.call.tool_call_id for done in results],
+        "tool_names": [done.call.tool_name for done in results],
+        "tool_idempotent": [done.call.idempotent for done in results],
+        "tool_attempts": [done.call.attempt for done in results],
+        "tool_args": [done.call.args for done in results],
+        "tool_results": [done.result for done in results],
+    }

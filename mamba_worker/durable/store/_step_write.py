@@ -78,6 +78,11 @@ class StepWrite:
     predecessor's commit). With it, PostgreSQL numbers the events before the write and checks the
     guess in the same statement: one round trip. A wrong guess (another writer appended events
     meanwhile) writes nothing and the write takes the general path."""
+    tool_results: Sequence[ToolCallResult] = ()
+    """Finished calls of idempotent tools whose ledger rows ride in this commit: written first, in
+    the same transaction. A refused write may leave them unwritten: the caller then writes them on
+    their own (`RunStore.record_tool_results`; writing one twice changes nothing). Losing one to a
+    crash before the commit only means running the call again, which an idempotent tool allows."""
     now: datetime
 
     @property
@@ -130,6 +135,17 @@ class ToolCallRecord:
     idempotent: bool
     attempt: int
     args: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToolCallResult:
+    """A finished call's ledger write (`RunStore.record_tool_call_finished`'s arguments)."""
+
+    call: ToolCallRecord
+    result: str
+    """What the model is given (JSON text)."""
+    start: ToolCallStart | None
+    """The call's start, recorded in the same write (see `RunStore.record_tool_call_finished`)."""
 
 
 class WriteRefused(StrEnum):

@@ -9,7 +9,7 @@ session. Both paths write the same rows under the same guards. Everything else w
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -34,6 +34,7 @@ from mamba_worker.durable.store._step_write import (
     StepWrite,
     StepWritten,
     ToolCallRecord,
+    ToolCallResult,
     ToolCallStart,
     WriteRefused,
     write_step_txn,
@@ -85,12 +86,19 @@ class StepWriter:
             return self._pipeline.write_step(write)
         try:
             with self.session() as session, session.begin():
+                for done in write.tool_results:
+                    _finish_txn(session, done, now=write.now)
                 written = write_step_txn(session, write)
                 if isinstance(written, WriteRefused):
                     raise _Refused(written)  # rolls the transaction back
         except _Refused as refused:
             return refused.reason
         return written
+
+    def record_tool_results(self, results: Sequence[ToolCallResult], *, now: datetime | None = None) -> None:
+        """`record_tool_call_finished` for each of ``results``."""
+        for done in results:
+            self.record_tool_call_finished(done.call, result=done.result, start=done.start, now=now)
 
     def claim_running_step(
         self,
@@ -183,11 +191,14 @@ class StepWriter:
         if self._pipeline is not None:
             return self._pipeline.record_tool_call_finished(call, result=result, start=start, now=now)
         with self.session() as session, session.begin():
-            if start is not None:
-                _start_txn(session, call, start, now=now)
-            return record_tool_call_finished_txn(
-                session, call.run_id, call.seq, call.tool_call_id, result=result, now=now
-            )
+            return _finish_txn(session, ToolCallResult(call=call, result=result, start=start), now=now)
+
+
+def _finish_txn(session: Session, done: ToolCallResult, *, now: datetime) -> bool:
+    call = done.call
+    if done.start is not None:
+        _start_txn(session, call, done.start, now=now)
+    return record_tool_call_finished_txn(session, call.run_id, call.seq, call.tool_call_id, result=done.result, now=now)
 
 
 def _start_txn(session: Session, call: ToolCallRecord, start: ToolCallStart, *, now: datetime) -> None:

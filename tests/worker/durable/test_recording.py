@@ -6,7 +6,12 @@ under its lease, as ``kill -9`` would. `after_crash` delivers the step again onc
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
+
 import pytest
+from pydantic_ai.messages import ToolReturnPart
+from sqlalchemy.exc import OperationalError
 
 from mamba_client.schemas import (
     ModelResponseRecorded,
@@ -17,6 +22,9 @@ from mamba_client.schemas import (
     WaitReason,
 )
 from mamba_worker.durable import FaultPoint, StepOutcome
+from mamba_worker.durable._recording import ToolLedger
+from mamba_worker.durable.store import StepWrite
+from mamba_worker.workflows import ToolOutcome
 from tests._support.durable import BACKENDS, Harness, RuntimeFactory, after_crash, arm_fault
 from tests._support.durable_workflows import (
     CALLS,
@@ -29,8 +37,13 @@ from tests._support.durable_workflows import (
     call,
     calls,
 )
+from tests._support.wait import async_wait_until
 
 FAST_LEASE = {"lease_seconds": 0.3}
+
+
+def _outcome(tool_call_id: str) -> ToolOutcome:
+    return ToolOutcome(part=ToolReturnPart(tool_name="dt_add", content=5, tool_call_id=tool_call_id))
 
 
 async def _crash_in_act(
@@ -73,6 +86,81 @@ async def test_a_rerun_of_act_reuses_finished_calls_and_reruns_an_unfinished_ide
     }
     await h.drive(run_id)
     assert h.service.get(run_id).status == RunStatus.SUCCEEDED
+
+
+@pytest.mark.parametrize("db", BACKENDS, indirect=True)
+async def test_the_last_idempotent_call_s_result_is_written_by_the_step_s_commit(
+    factory: RuntimeFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script = Script([call("dt_add", {"a": 2, "b": 3}, call_id="c1"), answer("5")])
+    h = factory.harness(**FAST_LEASE)
+    run_id = h.submit(model=factory.model("scripted", script.model), tools=["dt_add"])
+    assert await h.step(run_id) == StepOutcome.COMMITTED  # think
+    arm_fault(monkeypatch, FaultPoint.BEFORE_STEP_COMMIT)
+    with pytest.raises(SimulatedCrash):
+        await h.step(run_id)  # act: the call finished, the commit that would record it never happened
+
+    assert h.store.get_tool_calls(run_id, 2) == []
+    assert await after_crash(h, run_id) == StepOutcome.COMMITTED
+    assert CALLS["dt_add"] == 2  # run again, which an idempotent tool allows
+    rows = h.store.get_tool_calls(run_id, 2)
+    assert [(row.tool_call_id, row.status, row.attempt) for row in rows] == [("c1", ToolCallStatus.FINISHED, 2)]
+
+
+@pytest.mark.parametrize("db", BACKENDS, indirect=True)
+async def test_a_step_whose_commit_fails_keeps_its_finished_calls_for_the_next_attempt(
+    factory: RuntimeFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script = Script([call("dt_add", {"a": 2, "b": 3}, call_id="c1"), answer("5")])
+    h = factory.harness()
+    run_id = h.submit(model=factory.model("scripted", script.model), tools=["dt_add"])
+    assert await h.step(run_id) == StepOutcome.COMMITTED  # think
+    write_step = h.store.write_step
+
+    def failing_once(write: StepWrite) -> object:
+        monkeypatch.setattr(h.store, "write_step", write_step)
+        raise OperationalError("UPDATE steps ...", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(h.store, "write_step", failing_once)
+    assert await h.step(run_id) == StepOutcome.RETRY_SCHEDULED  # act, attempt 1: its commit failed
+
+    rows = h.store.get_tool_calls(run_id, 2)
+    assert [(row.tool_call_id, row.status, row.attempt) for row in rows] == [("c1", ToolCallStatus.FINISHED, 1)]
+    assert await h.step(run_id) == StepOutcome.COMMITTED  # attempt 2
+    assert CALLS["dt_add"] == 1  # reused
+
+
+async def test_a_call_finishing_while_another_runs_is_written_at_once(factory: RuntimeFactory) -> None:
+    h = factory.harness()
+    run_id = h.submit(model="offline")
+    ledger = ToolLedger(h.store, run_id=run_id, seq=1, attempt=1)
+    other_started, release_other = asyncio.Event(), asyncio.Event()
+
+    async def slow() -> ToolOutcome:
+        other_started.set()
+        await release_other.wait()
+        return _outcome("c2")
+
+    async def fast() -> ToolOutcome:
+        await other_started.wait()
+        return _outcome("c1")
+
+    async def call_run(tool_call_id: str, execute: Callable[[], Awaitable[ToolOutcome]]) -> ToolOutcome:
+        return await ledger.run(
+            tool_call_id=tool_call_id, tool_name="dt_add", idempotent=True, args_json="{}", execute=execute
+        )
+
+    running = asyncio.gather(call_run("c2", slow), call_run("c1", fast))
+
+    # c1 finishes while c2 still runs (for as long as it takes): its row cannot wait for a commit.
+    async def c1_recorded() -> bool:
+        return [row.tool_call_id for row in h.store.get_tool_calls(run_id, 1)] == ["c1"]
+
+    await async_wait_until(c1_recorded, what="c1's row")
+    release_other.set()
+    await running
+    # c2 finished with nothing else running: its row waits for the step's commit.
+    assert [done.call.tool_call_id for done in ledger.deferred] == ["c2"]
 
 
 async def test_a_reused_call_gives_the_model_the_same_result(factory: RuntimeFactory) -> None:

@@ -36,6 +36,7 @@ from mamba_worker.durable.store import (
     StepWritten,
     SuccessorWrite,
     ToolCallRecord,
+    ToolCallResult,
     WriteRefused,
     append_events_txn,
     claim_step_txn,
@@ -277,6 +278,51 @@ def test_a_non_final_write_whose_guess_is_right_is_one_statement_on_postgresql(
     assert len(statements) == 1
     assert store.get_step_row(run_id, 1).status == StepStatus.COMMITTED
     assert store.get_state(run_id) == '{"step": 1,"messages":["a"],"notes":[]}'
+
+
+def _finished_call(run_id: str) -> ToolCallResult:
+    call = ToolCallRecord(
+        run_id=run_id, seq=1, tool_call_id="c1", tool_name="dt_add", idempotent=True, attempt=1, args='{"a": 2}'
+    )
+    return ToolCallResult(call=call, result='"5"', start="insert")
+
+
+@GUESSES
+def test_a_write_records_the_finished_calls_it_carries(
+    store: RunStore, make_run: MakeRun, expected_event_seq: int | None
+) -> None:
+    run_id = _running(store, make_run)
+    write = dataclasses.replace(
+        _next(run_id, expected_event_seq=expected_event_seq), tool_results=[_finished_call(run_id)]
+    )
+
+    assert isinstance(store.write_step(write), StepWritten)
+
+    rows = store.get_tool_calls(run_id, 1)
+    assert [(row.tool_call_id, row.status, row.result) for row in rows] == [("c1", ToolCallStatus.FINISHED, '"5"')]
+    assert store.get_step_row(run_id, 1).status == StepStatus.COMMITTED
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_on_postgresql_the_finished_calls_ride_in_the_step_s_statement(
+    store: RunStore, make_run: MakeRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_id = _running(store, make_run)
+    statements = _counting_pg_statements(monkeypatch)
+    write = dataclasses.replace(_next(run_id, expected_event_seq=1), tool_results=[_finished_call(run_id)])
+    before = _pg_write_transactions(store)
+
+    assert isinstance(store.write_step(write), StepWritten)
+
+    # The call's row is one more CTE of the step's one statement: one transaction, one round trip.
+    assert len(statements) == 1
+    assert _pg_write_transactions(store) - before == 1
+
+
+def _pg_write_transactions(store: RunStore) -> int:
+    """The next transaction id PostgreSQL will assign (one per writing transaction)."""
+    with store.session() as session:
+        return int(session.connection().execute(sa.text("SELECT pg_snapshot_xmax(pg_current_snapshot())")).scalar_one())
 
 
 def test_a_database_error_in_a_write_is_a_dbapi_error_and_rolls_back(store: RunStore, make_run: MakeRun) -> None:
