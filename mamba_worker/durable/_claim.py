@@ -111,7 +111,7 @@ class StepClaimer:
         """
         taken = self._claim_running(run_id, seq)
         if taken is not None:
-            self._publisher.publish([taken.event], payloads=[taken.payload])
+            self._publisher.publish(taken.events, payloads=taken.payloads)
             run, claim = taken.run, taken.claim
             return ClaimedStep(
                 run=run,
@@ -136,9 +136,10 @@ class StepClaimer:
 
         The claim (guarded by the run's status in the same UPDATE), the run read back while
         reserving the ``step.started`` number, the event: on PostgreSQL one statement for a step
-        never claimed, else two round trips. ``None``: nothing was written, and the
-        general path decides (first step, duplicate, cancel, waiting or finished run, poison,
-        and a step past its attempt allowance).
+        never claimed (a run's first step included: the statement starts the run), else two
+        round trips. ``None``: nothing was written, and the general path decides (first step
+        elsewhere, duplicate, cancel, waiting or finished run, poison, and a step past its attempt
+        allowance).
         """
         rt = self._rt
 

@@ -38,7 +38,7 @@ import psycopg
 from sqlalchemy import Column, Engine
 from sqlalchemy.exc import DBAPIError
 
-from mamba_client.schemas import Event, RunStatus, StepStarted, StepStatus, Usage
+from mamba_client.schemas import Event, RunStarted, RunStatus, StepStarted, StepStatus, Usage
 from mamba_worker.durable.store._chunks import StateChunk, StoredChunks, group_chunks
 from mamba_worker.durable.store._pg_connections import ThreadConnections
 from mamba_worker.durable.store._pg_sql import (
@@ -280,15 +280,30 @@ class PgPipeline:
         if fresh is not None:
             # Most claims: the step its predecessor's commit inserted, never claimed since.
             head, mid, tail = _spliced_event(fresh)
-            template = {"event_type": fresh.type, "event_head": head, "event_mid": mid, "event_tail": tail}
+            # A run's first step starts the run too: its event as `_claim_general_txn` writes it.
+            started_run = RunStarted(run_id=run_id, seq=0, ts=fresh.ts)
+            run_head, run_tail = started_run.model_dump_json().split('"seq":0', 1)
+            template = {
+                "event_type": fresh.type,
+                "event_head": head,
+                "event_mid": mid,
+                "event_tail": tail,
+                "event_time": fresh.ts,
+                "run_event_type": started_run.type,
+                "run_event_head": run_head + '"seq":',
+                "run_event_tail": run_tail,
+            }
             with self._connection(autocommit=True) as conn:
-                row = conn.execute(CLAIM_FRESH, params | template | {"event_time": fresh.ts}, prepare=True).fetchone()
+                row = conn.execute(CLAIM_FRESH, params | template, prepare=True).fetchone()
             if row is not None:
-                run, claim, chunks = self._claimed(row)
+                run, claim, chunks = self._claimed(row[1:])
                 number = run.next_event_seq - 1
-                event = fresh.model_copy(update={"seq": number, "step": claim.name})
-                payload = f"{head}{number}{mid}{json.dumps(claim.name, ensure_ascii=False)}{tail}"
-                return RunningClaim(run=run, chunks=chunks, claim=claim, event=event, payload=payload)
+                events: list[Event] = [fresh.model_copy(update={"seq": number, "step": claim.name})]
+                payloads = [f"{head}{number}{mid}{json.dumps(claim.name, ensure_ascii=False)}{tail}"]
+                if row[0]:  # the run was pending
+                    events.insert(0, started_run.model_copy(update={"seq": number - 1}))
+                    payloads.insert(0, f'{run_head}"seq":{number - 1}{run_tail}')
+                return RunningClaim(run=run, chunks=chunks, claim=claim, events=events, payloads=payloads)
         with self._connection() as conn, conn.pipeline() as pipeline:
             claimed = conn.execute(CLAIM_RUNNING, params, prepare=True)
             pipeline.sync()
@@ -314,7 +329,7 @@ class PgPipeline:
                 },
             )
             conn.commit()
-        return RunningClaim(run=run, chunks=chunks, claim=claim, event=numbered, payload=payload)
+        return RunningClaim(run=run, chunks=chunks, claim=claim, events=[numbered], payloads=[payload])
 
     def _claimed(self, row: Sequence[Any]) -> tuple[RunRow, StepClaim, StoredChunks]:
         """A claim statement's row: the run as the ORM would load it, the claim, the state's chunks."""

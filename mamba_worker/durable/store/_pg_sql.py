@@ -177,23 +177,27 @@ INSERT_EVENT = (
     "VALUES (%(run_id)s, %(seq)s, %(type)s, %(payload)s, %(created_at)s)"
 )
 
-_CLAIM = (
-    # `claim_running_step_txn`: the claim, guarded by the run's status ({which}).
+_CLAIM_STEP = (
+    # `claim_running_step_txn`: the claim ({which}), guarded by the run's status ({run}).
     "c AS (UPDATE steps SET status = 'running', lease_owner = %(owner)s, lease_expires_at = %(expires)s, "
     "attempt = attempt + 1, started_at = %(now)s WHERE run_id = %(run_id)s AND seq = %(seq)s AND {which} "
-    "AND EXISTS (SELECT 1 FROM runs WHERE runs.id = steps.run_id AND runs.status = 'running' "
-    "AND runs.cancel_requested IS false) RETURNING attempt, name), "
+    "AND EXISTS (SELECT 1 FROM runs WHERE runs.id = steps.run_id AND runs.status {run} "
+    "AND runs.cancel_requested IS false) RETURNING attempt, name)"
+)
+_CLAIM = (
+    _CLAIM_STEP.replace("{run}", "= 'running'") + ", "
     # `reserve_events_txn`: only if the claim was made, the run's next event number reserved and the
     # whole run read back.
     "r AS (UPDATE runs SET next_event_seq = next_event_seq + 1 WHERE id = %(run_id)s "
     f"AND EXISTS (SELECT 1 FROM c) RETURNING {', '.join(column.name for column in RUN_COLUMNS)})"
 )
-_CLAIMED = (
-    f"SELECT c.attempt, c.name, {', '.join('r.' + column.name for column in RUN_COLUMNS)}, ch.fields, ch.data "
-    # `load_state_chunks_txn`: the state's journal lists, in the same round trip.
-    "FROM c JOIN r ON true LEFT JOIN LATERAL (SELECT array_agg(field ORDER BY field, seq) AS fields, "
+_CLAIMED_COLUMNS = f"c.attempt, c.name, {', '.join('r.' + column.name for column in RUN_COLUMNS)}, ch.fields, ch.data"
+# `load_state_chunks_txn`: the state's journal lists, in the same round trip.
+_CHUNKS = (
+    "LEFT JOIN LATERAL (SELECT array_agg(field ORDER BY field, seq) AS fields, "
     "array_agg(data ORDER BY field, seq) AS data FROM state_chunks WHERE run_id = %(run_id)s) AS ch ON true"
 )
+_CLAIMED = f"SELECT {_CLAIMED_COLUMNS} FROM c JOIN r ON true {_CHUNKS}"
 
 CLAIM_RUNNING = (
     # The claim and the run read back; the caller inserts the ``step.started`` event and commits.
@@ -210,12 +214,25 @@ CLAIM_FRESH = (
     # claimed (attempt 0 -> 1: within any attempt allowance, so the caller has nothing to check).
     # The caller sends the event's JSON around the two values only SQL knows, its number and the
     # step's name, which are spliced in as pydantic writes them. Nothing is written unless the
-    # claim is made, so no rollback is ever needed.
+    # claim is made, so no rollback is ever needed. A run's first step also finds the run
+    # ``pending``: then the run starts too (`update_run_txn` to ``running``) and ``run.started``
+    # comes first, numbered just before (what the general path writes, in one round trip instead
+    # of seven). The run is locked after the step (``pr``), as by every other writer, and its
+    # status is read from the locked row: a cancel that got there first is never overwritten.
     "WITH "
-    + _CLAIM.format(which="attempt = 0 AND status IN ('pending', 'dispatched')")
-    + ", ev AS (INSERT INTO events (run_id, seq, type, payload, created_at) SELECT %(run_id)s, "
-    "r.next_event_seq - 1, %(event_type)s, %(event_head)s || (r.next_event_seq - 1)::text || %(event_mid)s "
-    "|| to_json(c.name)::text || %(event_tail)s, %(event_time)s FROM r JOIN c ON true) " + _CLAIMED
+    + _CLAIM_STEP.format(which="attempt = 0 AND status IN ('pending', 'dispatched')", run="IN ('running', 'pending')")
+    + ", pr AS (SELECT status = 'pending' AS first FROM runs WHERE id = %(run_id)s AND EXISTS (SELECT 1 FROM c) "
+    "FOR UPDATE), "
+    "r AS (UPDATE runs SET next_event_seq = next_event_seq + 1 + pr.first::int, "
+    "status = CASE WHEN pr.first THEN 'running' ELSE runs.status END, "
+    "updated_at = CASE WHEN pr.first THEN %(now)s ELSE runs.updated_at END, "
+    "finished_at = CASE WHEN pr.first THEN NULL ELSE runs.finished_at END FROM pr WHERE runs.id = %(run_id)s "
+    f"RETURNING {', '.join('runs.' + column.name for column in RUN_COLUMNS)}), "
+    "ev AS (INSERT INTO events (run_id, seq, type, payload, created_at) SELECT %(run_id)s, r.next_event_seq - 1, "
+    "%(event_type)s, %(event_head)s || (r.next_event_seq - 1)::text || %(event_mid)s || to_json(c.name)::text "
+    "|| %(event_tail)s, %(event_time)s FROM r JOIN c ON true UNION ALL SELECT %(run_id)s, r.next_event_seq - 2, "
+    "%(run_event_type)s, %(run_event_head)s || (r.next_event_seq - 2)::text || %(run_event_tail)s, %(event_time)s "
+    f"FROM r JOIN pr ON pr.first) SELECT pr.first, {_CLAIMED_COLUMNS} FROM c JOIN r ON true JOIN pr ON true {_CHUNKS}"
 )
 
 RECORD_MODEL_CALL = (

@@ -104,10 +104,20 @@ class RunningClaim:
     chunks: StoredChunks
     """The run's state chunks (its journal lists), as of the claim."""
     claim: StepClaim
-    event: Event
-    """The claim's event (``step.started``), numbered."""
-    payload: str
-    """`event` as stored (JSON text), for publishing it without serialising it again."""
+    events: Sequence[Event]
+    """What the claim wrote, numbered: ``step.started``, after ``run.started`` when it started the run."""
+    payloads: Sequence[str]
+    """`events` as stored (JSON text), for publishing them without serialising them again."""
+
+    @property
+    def event(self) -> Event:
+        """The claim's own event (``step.started``)."""
+        return self.events[-1]
+
+    @property
+    def payload(self) -> str:
+        """`event` as stored."""
+        return self.payloads[-1]
 
 
 @dataclass(frozen=True, kw_only=True)

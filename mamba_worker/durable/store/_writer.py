@@ -120,7 +120,9 @@ class StepWriter:
 
         ``fresh``: the event of a first attempt (``seq`` and ``step`` to be filled in), which
         ``started`` would return for any run at attempt 1. On PostgreSQL a step never claimed is
-        then claimed with its event in one statement, without calling ``started``.
+        then claimed with its event in one statement, without calling ``started``; a run's first
+        step is claimed there too, from the run still ``pending``, which the statement starts
+        (``run.started`` first, as the general path writes it).
         """
         now = now or utcnow()
         if self._pipeline is not None:
@@ -145,7 +147,7 @@ class StepWriter:
                 chunks = load_state_chunks_txn(session, run_id)
         except _Refused:
             return None
-        return RunningClaim(run=run, chunks=chunks, claim=claim, event=numbered, payload=payload)
+        return RunningClaim(run=run, chunks=chunks, claim=claim, events=[numbered], payloads=[payload])
 
     def record_model_call(self, record: ModelCallRecord) -> bool:
         """`record_model_call_txn` in a transaction of its own; whether the row was new."""

@@ -444,6 +444,56 @@ def test_a_fresh_steps_claim_is_one_statement_on_postgresql(
     assert store.get_step_row(run_id, 1).status == StepStatus.RUNNING
 
 
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_on_postgresql_a_pending_run_s_first_claim_starts_the_run_in_the_same_statement(
+    store: RunStore, make_run: MakeRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_id = make_run(steps=("think",))  # pending, as submitted
+    statements = _counting_pg_statements(monkeypatch)
+
+    def started(run: RunRow, claim: StepClaim) -> Event:
+        raise AssertionError("not called: a first attempt's event is the fresh one")
+
+    taken = store.claim_running_step(
+        run_id=run_id, seq=1, owner="w1", lease_seconds=60, started=started, fresh=_fresh(run_id), now=T0
+    )
+
+    assert taken is not None and len(statements) == 1
+    expected = [
+        RunStarted(run_id=run_id, seq=1, ts=T0),
+        StepStarted(run_id=run_id, seq=2, step_seq=1, step="think", attempt=1, worker="w1", ts=T0),
+    ]
+    assert list(taken.events) == store.get_events(run_id) == expected
+    assert list(taken.payloads) == _stored_payloads(store, run_id) == [event.model_dump_json() for event in expected]
+    run = store.get_run_row(run_id)
+    assert (run.status, run.next_event_seq, taken.run.status, taken.run.next_event_seq) == (
+        RunStatus.RUNNING,
+        3,
+        RunStatus.RUNNING,
+        3,
+    )
+
+
+def test_a_pending_run_asked_to_cancel_is_not_claimed_on_the_fast_path(store: RunStore, make_run: MakeRun) -> None:
+    run_id = make_run(steps=("think",))
+    with store.session() as session, session.begin():
+        update_run_txn(session, run_id, cancel_requested=True)
+
+    def started(run: RunRow, claim: StepClaim) -> Event:
+        raise AssertionError("not called: nothing is claimable on the fast path")
+
+    taken = store.claim_running_step(
+        run_id=run_id, seq=1, owner="w1", lease_seconds=60, started=started, fresh=_fresh(run_id)
+    )
+
+    assert taken is None  # the general path cancels it
+    assert (store.get_run_row(run_id).status, store.get_step_row(run_id, 1).status) == (
+        RunStatus.PENDING,
+        StepStatus.PENDING,
+    )
+    assert store.get_events(run_id) == []
+
+
 def test_a_refused_claim_writes_nothing(store: RunStore, make_run: MakeRun) -> None:
     run_id = make_run(steps=("think",))
     with store.session() as session, session.begin():
