@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import hypothesis  # noqa: F401  (see below)
@@ -66,6 +67,35 @@ def _close_event_loops() -> Iterator[None]:
                 # Half collected already: its self-pipe sockets were finalized (fd -1) before the
                 # loop itself; nothing is left to close.
                 pass
+
+
+@pytest.fixture(autouse=True)
+def _close_the_loop_a_sync_test_left_set(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Close the main thread's loop that a sync test left set (pydantic-ai's own ``run_sync``).
+
+    pydantic-graph's ``run_until_complete`` makes a loop and sets it on the main thread when none
+    is set, and never closes it. A later async test (pytest-asyncio) sets its own, so that loop
+    was orphaned, still open, and the garbage collector finalized it in whichever test it ran
+    in: an "unclosed event loop" warning in a random test, about one full run in four
+    (`tests/_support/loop_origins.py` found the maker). Async tests are pytest-asyncio's to manage.
+    """
+    import inspect
+
+    before = _main_thread_loop()
+    yield
+    if inspect.iscoroutinefunction(getattr(request, "function", None)):
+        return
+    after = _main_thread_loop()
+    if after is not None and after is not before and not after.is_running() and not after.is_closed():
+        after.close()
+        asyncio.set_event_loop(None)
+
+
+def _main_thread_loop() -> asyncio.AbstractEventLoop | None:
+    """The loop set on this thread, without making one (``get_event_loop`` would, on 3.11)."""
+    local = getattr(asyncio.get_event_loop_policy(), "_local", None)
+    loop = getattr(local, "_loop", None)
+    return loop if isinstance(loop, asyncio.AbstractEventLoop) else None
 
 
 @pytest.fixture(autouse=True)

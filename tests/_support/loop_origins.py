@@ -1,11 +1,13 @@
-"""Where each event loop that was collected unclosed was made (a test-session diagnostic).
+"""Where each event loop left unclosed by its thread was made (a test-session diagnostic).
 
-About one full run in four, the garbage collector finds an event loop some thread left unclosed,
-with its self-pipe sockets, in whichever test happens to run then; pyproject.toml ignores exactly
-those two warnings, and tests/conftest.py closes the leftovers at the end of the session. The
-thread that leaves it was not found by running the suite locally. So every loop records the thread,
-the test and the call stack that made it, and the session's summary lists the loops that were
-collected unclosed: the next run that hits it names the culprit.
+An event loop that nobody closes is finalized by the garbage collector in whichever test happens
+to run then, and its "unclosed event loop" and self-pipe socket warnings fail that test (about
+one full run in four failed so, in a different test each time). This records the thread, the test
+and the call stack that made every loop, and the session's summary lists each loop found unclosed
+after its thread was done with it (collected mid-run, or still open at the end, when
+tests/conftest.py closes it): a new leak names its maker on the first run that has it. The first
+one it named: pydantic-graph's ``run_until_complete`` (pydantic-ai's own ``run_sync``) in sync
+tests, now closed after each test by tests/conftest.py.
 """
 
 from __future__ import annotations
