@@ -154,16 +154,21 @@ def test_a_redispatch_is_published_live(factory: RuntimeFactory, listener: Liste
     wait_until(lambda: "step.redispatched" in listener.types(run_id), timeout=5, what="step.redispatched live")
 
 
-@on_redis
-def test_a_publish_does_not_wait_for_redis_to_reply(factory: RuntimeFactory, listener: Listener) -> None:
+def _published_once(factory: RuntimeFactory, listener: Listener) -> tuple[Harness, str, EventPublisher, redis.Redis]:
+    """A run, and a new publisher whose connection is open: it has published the run's events once."""
     assert factory.redis_url is not None
     h = factory.harness()
     run_id = h.submit(model="offline")
     publisher = EventPublisher(factory.redis_url)
-    admin = redis.Redis.from_url(factory.redis_url)
     wait_until(lambda: listener.types(run_id) == ["run.submitted"], timeout=5, what="the submit's own publish")
-    publisher.publish(h.service.events(run_id))  # opens the publishing connection before the pause
+    publisher.publish(h.service.events(run_id))
     wait_until(lambda: listener.types(run_id) == ["run.submitted"] * 2, timeout=5, what="first publish")
+    return h, run_id, publisher, redis.Redis.from_url(factory.redis_url)
+
+
+@on_redis
+def test_a_publish_does_not_wait_for_redis_to_reply(factory: RuntimeFactory, listener: Listener) -> None:
+    h, run_id, publisher, admin = _published_once(factory, listener)
 
     # Redis holds every PUBLISH until unpaused: a publish that waited for its reply would block here.
     admin.execute_command("CLIENT", "PAUSE", "20000", "WRITE")
@@ -181,14 +186,7 @@ def test_a_publish_does_not_wait_for_redis_to_reply(factory: RuntimeFactory, lis
 def test_a_publish_after_its_connection_was_killed_reconnects_and_is_delivered(
     factory: RuntimeFactory, listener: Listener
 ) -> None:
-    assert factory.redis_url is not None
-    h = factory.harness()
-    run_id = h.submit(model="offline")
-    publisher = EventPublisher(factory.redis_url)
-    admin = redis.Redis.from_url(factory.redis_url)
-    wait_until(lambda: listener.types(run_id) == ["run.submitted"], timeout=5, what="the submit's own publish")
-    publisher.publish(h.service.events(run_id))
-    wait_until(lambda: listener.types(run_id) == ["run.submitted"] * 2, timeout=5, what="first publish")
+    h, run_id, publisher, admin = _published_once(factory, listener)
 
     # The publishing connections (this publisher's and the harness's), found by their last command.
     publishing = [client["id"] for client in admin.client_list() if client["cmd"] == "publish"]
