@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -362,6 +363,21 @@ async def after_crash(h: Harness, run_id: str, seq: int | None = None) -> StepOu
 def redis_binding_keys(queue: str) -> list[str]:
     """kombu's Redis keys recording ``queue``'s exchange bindings (deleting the queue leaves them)."""
     return [f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}"]
+
+
+def drop_redis_queue(client: Any, queue: str) -> None:
+    """Delete everything kombu keeps in Redis for ``queue``: its lists, its bindings, its unacked messages.
+
+    A worker killed mid-step leaves its message in kombu's ``unacked`` hash (global to the
+    database): an hour later (the visibility timeout) any worker on the database would restore it
+    into ``queue``'s list, long after the test that owned the queue dropped it.
+    """
+    client.delete(*redis_queue_keys(queue), *redis_binding_keys(queue))
+    for tag, entry in client.hscan_iter("unacked"):
+        _message, _exchange, routing_key = json.loads(entry)
+        if routing_key == queue:
+            client.hdel("unacked", tag)
+            client.zrem("unacked_index", tag)
 
 
 def redis_queue_keys(queue: str) -> list[str]:

@@ -27,7 +27,7 @@ from mamba_worker.durable.errors import RunNotFoundError
 from tests._support.crash import workflow
 from tests._support.crash.gates import Gates
 from tests._support.crash.workers import WORKFLOW_MODULE, Stack, Workers, Zygote
-from tests._support.durable import redis_binding_keys, redis_queue_keys
+from tests._support.durable import drop_redis_queue
 from tests._support.wait import WaitTimeout, wait_until
 
 Database = Literal["sqlite", "postgresql"]
@@ -212,7 +212,7 @@ def _redis_broker(base_url: str, queue: str, cleanups: list[Callable[[], None]])
     def drop() -> None:
         client = redis.Redis.from_url(base_url)
         try:
-            client.delete(*redis_queue_keys(queue), *redis_binding_keys(queue))
+            drop_redis_queue(client, queue)
         finally:
             client.close()
 

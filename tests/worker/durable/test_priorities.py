@@ -19,7 +19,7 @@ from mamba_worker.config import RuntimeSettings
 from mamba_worker.durable import create_celery_app
 from mamba_worker.durable._dispatch import Dispatcher
 from mamba_worker.durable.store import RunStore, create_engine
-from tests._support.durable import redis_binding_keys
+from tests._support.durable import drop_redis_queue
 from tests._support.wait import wait_until
 
 # Published in this order; none of them is consumed until all are in the queue.
@@ -43,7 +43,7 @@ def priority_app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tup
             if request.param == "rabbitmq":
                 channel.exchange_delete(queue)
             else:
-                channel.client.delete(*redis_binding_keys(queue))
+                drop_redis_queue(channel.client, queue)
         engine.dispose()
         app.close()
 
