@@ -153,6 +153,10 @@ class _ReplyDeferringSender:
         self._pid = os.getpid()
         self._generation = generation
         self._unread = 0
+        # A thread that ends drops its sender with its locals: the connection then goes back to the
+        # pool (disconnected, as its unread replies cannot follow it), instead of staying checked
+        # out for good (a leak per thread, where threads come and go).
+        weakref.finalize(self, _give_back, self._pool, self._conn)
 
     def usable(self, generation: int) -> bool:
         """Whether it is still open (not closed with its pool since) and this process's own.
@@ -190,5 +194,11 @@ class _ReplyDeferringSender:
 
     def discard(self) -> None:
         """Drop the connection after an error (its unread replies can no longer be trusted)."""
-        self._conn.disconnect()  # type: ignore[no-untyped-call]
-        self._pool.release(self._conn)
+        _give_back(self._pool, self._conn)
+
+
+def _give_back(pool: redis.ConnectionPool, conn: redis.connection.AbstractConnection) -> None:
+    """Disconnect ``conn`` and return it to ``pool``; in a forked child, leave the parent's socket alone."""
+    if pool.pid == os.getpid():
+        conn.disconnect()  # type: ignore[no-untyped-call]
+        pool.release(conn)  # type: ignore[arg-type]

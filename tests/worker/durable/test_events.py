@@ -228,6 +228,39 @@ def test_a_forked_child_publishes_on_a_connection_of_its_own(factory: RuntimeFac
 
 
 @on_redis
+def test_a_thread_that_published_and_ended_gives_its_connection_back(
+    factory: RuntimeFactory, listener: Listener
+) -> None:
+    import gc
+    import threading
+
+    h, run_id, publisher, admin = _published_once(factory, listener)
+
+    def publishing() -> int:
+        return sum(1 for client in admin.client_list() if client["cmd"] == "publish")
+
+    before = publishing()
+    while_alive: list[int] = []
+
+    def publish_and_count() -> None:
+        publisher.publish(h.service.events(run_id))
+        while_alive.append(publishing())
+
+    thread = threading.Thread(target=publish_and_count)
+    thread.start()
+    thread.join()
+    gc.collect()  # the thread's locals, its sender among them, are gone with it
+
+    try:
+        assert while_alive == [before + 1]  # the thread's own connection
+        wait_until(lambda: publishing() == before, timeout=5, what="the thread's connection closed")
+        wait_until(lambda: listener.types(run_id) == ["run.submitted"] * 3, timeout=5, what="the thread's publish")
+    finally:
+        publisher.close()
+        admin.close()
+
+
+@on_redis
 def test_publishing_to_an_unreachable_redis_loses_nothing_in_sql(factory: RuntimeFactory) -> None:
     publisher = EventPublisher("redis://127.0.0.1:1/0")  # nothing listens there
     h = factory.harness()
