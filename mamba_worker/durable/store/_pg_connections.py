@@ -44,20 +44,22 @@ class ThreadConnections:
 
     def get(self) -> psycopg.Connection[Any]:
         """The calling thread's connection, opened on first use (or after `drop`, or in a new process)."""
-        held = self._held
-        conn: psycopg.Connection[Any] | None = getattr(held, "conn", None)
-        if conn is not None and not conn.closed and held.pid == os.getpid():
+        held: _Held | None = getattr(self._held, "held", None)
+        if held is not None and not held.conn.closed and held.pid == os.getpid():
             if held.generation == self._generation:
-                return conn
+                return held.conn
             # Another thread's connection died (a server restart kills them all): replace this
             # one before it fails a write of its own.
-            self.drop(conn)
+            self.drop(held.conn)
         pooled = self._engine.raw_connection()
         conn = cast("psycopg.Connection[Any]", pooled.driver_connection)
         pooled.detach()
-        held.conn, held.pid, held.generation = conn, os.getpid(), self._generation
+        held = self._held.held = _Held(conn, os.getpid(), self._generation)
         with self._lock:
             self._opened.append((held.pid, conn))
+        # A thread that ends drops its locals: its connection is closed then, not left open until
+        # `close` (threads come and go in some pools, and each would keep a server backend).
+        weakref.finalize(held, _close_one, self._opened, self._lock, held.pid, conn)
         return conn
 
     def lost(self, conn: psycopg.Connection[Any]) -> None:
@@ -70,8 +72,9 @@ class ThreadConnections:
         """Forget and close a connection; its thread opens a new one on its next use."""
         with self._lock:
             self._opened[:] = [(pid, opened) for pid, opened in self._opened if opened is not conn]
-        if getattr(self._held, "conn", None) is conn:
-            self._held.conn = None
+        held: _Held | None = getattr(self._held, "held", None)
+        if held is not None and held.conn is conn:
+            self._held.held = None
         conn.close()
 
     def close(self) -> None:
@@ -81,6 +84,23 @@ class ThreadConnections:
         (closing sends a terminate message down the socket the parent still uses).
         """
         _close_opened(self._opened, self._lock)
+
+
+class _Held:
+    """One thread's connection, with the process and the generation it was opened in."""
+
+    __slots__ = ("__weakref__", "conn", "generation", "pid")
+
+    def __init__(self, conn: psycopg.Connection[Any], pid: int, generation: int) -> None:
+        self.conn, self.pid, self.generation = conn, pid, generation
+
+
+def _close_one(opened: _Opened, lock: threading.Lock, pid: int, conn: psycopg.Connection[Any]) -> None:
+    """Forget ``conn`` and close it, if this process opened it (a thread's connection, at its end)."""
+    with lock:
+        opened[:] = [(p, c) for p, c in opened if c is not conn]
+    if pid == os.getpid() and not conn.closed:
+        conn.close()
 
 
 def _close_opened(opened: _Opened, lock: threading.Lock) -> None:

@@ -617,22 +617,57 @@ def test_each_thread_writes_on_a_connection_of_its_own_and_close_closes_them(
 
     run_ids = [_running(store, make_run) for _ in range(2)]
     held: list[psycopg.Connection[Any]] = []
+    backends: list[int] = []
+    wrote = threading.Barrier(3)
+    closed = threading.Event()
     pipeline = store._pipeline
     assert pipeline is not None
 
     def write(run_id: str) -> None:
         assert isinstance(store.write_step(_next(run_id)), StepWritten)
-        held.append(pipeline._connections.get())  # the one this thread wrote on
+        conn = pipeline._connections.get()  # the one this thread wrote on
+        held.append(conn)
+        backends.append(conn.info.backend_pid)
+        wrote.wait(20)
+        closed.wait(20)  # alive until the store is closed: `close` must close live threads' connections
 
     threads = [threading.Thread(target=write, args=(run_id,)) for run_id in run_ids]
     for thread in threads:
         thread.start()
+    wrote.wait(20)
+
+    assert len(set(backends)) == 2
+    store.close()
+    assert len(held) == 2 and all(conn.closed for conn in held)
+    closed.set()
     for thread in threads:
         thread.join(20)
 
-    assert len(held) == 2 and held[0].info.backend_pid != held[1].info.backend_pid
-    store.close()
-    assert all(conn.closed for conn in held)
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_a_thread_that_wrote_and_ended_has_its_connection_closed(store: RunStore, make_run: MakeRun) -> None:
+    import gc
+    import threading
+
+    import psycopg  # the postgres extra
+
+    run_id = _running(store, make_run)
+    held: list[psycopg.Connection[Any]] = []
+    pipeline = store._pipeline
+    assert pipeline is not None
+
+    def write() -> None:
+        assert isinstance(store.write_step(_next(run_id)), StepWritten)
+        held.append(pipeline._connections.get())  # the one this thread wrote on
+        assert not held[0].closed
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    thread.join(20)
+    gc.collect()  # the thread's locals are gone with it
+
+    # Not left open until the store closes: a pool whose threads come and go would pile them up.
+    assert len(held) == 1 and held[0].closed
 
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
