@@ -156,7 +156,7 @@ class _ReplyDeferringSender:
         # A thread that ends drops its sender with its locals: the connection then goes back to the
         # pool (disconnected, as its unread replies cannot follow it), instead of staying checked
         # out for good (a leak per thread, where threads come and go).
-        weakref.finalize(self, _give_back, self._pool, self._conn)
+        self._give_back = weakref.finalize(self, _give_back, self._pool, self._conn)
 
     def usable(self, generation: int) -> bool:
         """Whether it is still open (not closed with its pool since) and this process's own.
@@ -194,7 +194,7 @@ class _ReplyDeferringSender:
 
     def discard(self) -> None:
         """Drop the connection after an error (its unread replies can no longer be trusted)."""
-        _give_back(self._pool, self._conn)
+        self._give_back()  # the finalizer's work, done now and only once
 
 
 def _give_back(pool: redis.ConnectionPool, conn: redis.connection.AbstractConnection) -> None:

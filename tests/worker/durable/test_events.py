@@ -261,6 +261,34 @@ def test_a_thread_that_published_and_ended_gives_its_connection_back(
 
 
 @on_redis
+def test_a_publish_that_cannot_be_sent_is_logged_and_the_next_one_gets_a_sound_connection(
+    factory: RuntimeFactory, listener: Listener, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from redis.connection import AbstractConnection
+
+    h, run_id, publisher, admin = _published_once(factory, listener)
+    admin.close()
+
+    def refuse(self: AbstractConnection, command: object, check_health: bool = True) -> None:
+        raise redis.ConnectionError("connection refused")
+
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", refuse)
+    publisher.publish(h.service.events(run_id))  # logged, not raised; the connection is dropped
+    monkeypatch.undo()
+
+    # The dropped connection went back to the pool, disconnected, and is lent to one user at a time.
+    assert publisher._client is not None
+    pool = publisher._client.connection_pool
+    lent = [pool.get_connection(), pool.get_connection()]
+    assert lent[0] is not lent[1]
+    for conn in lent:
+        pool.release(conn)
+    publisher.publish(h.service.events(run_id))  # and publishing works again
+    wait_until(lambda: listener.types(run_id) == ["run.submitted"] * 3, timeout=5, what="the publish after")
+    publisher.close()
+
+
+@on_redis
 def test_publishing_to_an_unreachable_redis_loses_nothing_in_sql(factory: RuntimeFactory) -> None:
     publisher = EventPublisher("redis://127.0.0.1:1/0")  # nothing listens there
     h = factory.harness()
