@@ -34,6 +34,14 @@ class RunStatus(StrEnum):
         """Whether the run has stopped (succeeded, failed or cancelled) and no step will run."""
         return self in _TERMINAL_RUN_STATUSES
 
+    @property
+    def is_settled(self) -> bool:
+        """Whether nothing happens until someone acts: terminal, or waiting for an answer.
+
+        What waiting for a run (``wait``) waits for.
+        """
+        return self.is_terminal or self == RunStatus.WAITING
+
 
 _TERMINAL_RUN_STATUSES = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED})
 

@@ -29,7 +29,7 @@ from mamba_worker.durable._names import event_channel, settled_channel
 logger = logging.getLogger(__name__)
 
 SETTLING_EVENTS = (RunSucceeded, RunFailed, RunCancelled, RunWaiting)
-"""The events after which a run does nothing until someone acts (`RunService.wait` returns)."""
+"""The events that leave a run in a settled status (`RunStatus.is_settled`: `RunService.wait` returns)."""
 
 
 class EventPublisher:

@@ -63,8 +63,6 @@ from mamba_worker.durable.store import (
 from mamba_worker.errors import ConfigurationError
 from mamba_worker.workflows import ReActState
 
-_SETTLED = {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.WAITING}
-
 SETTLE_RECHECK_SECONDS = 1.0
 """How long `RunService.wait` trusts the settle notices before reading SQL again (a notice can be lost)."""
 
@@ -206,7 +204,7 @@ class RunService:
                         raise
                     time.sleep(poll_interval)
                     continue
-                if run.status in _SETTLED:
+                if run.status.is_settled:
                     return run
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:

@@ -24,15 +24,13 @@ from pydantic import SecretStr
 from pydantic_ai.models import Model
 from sqlalchemy.engine import make_url
 
-from mamba_client.schemas import Event, RunOptions, RunStatus, SubmitRun
+from mamba_client.schemas import Event, RunOptions, SubmitRun
 from mamba_worker.config import AgentSettings, RuntimeSettings
 from mamba_worker.durable import EmbeddedRuntime, FaultPoint, Registry, RunService, Runtime, StepExecutor, StepOutcome
 from mamba_worker.durable._dispatch import Dispatcher
 from mamba_worker.durable.store import RunStore, utcnow
 from mamba_worker.tools import FilesystemSecurity
 from tests._support.wait import wait_until
-
-SETTLED = {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.WAITING}
 
 FAST: dict[str, Any] = {
     "lease_seconds": 2.0,
@@ -258,7 +256,7 @@ async def drive(
     outcomes: list[StepOutcome] = []
     for _ in range(max_steps):
         run = store.get_run(run_id)
-        if run.status in SETTLED:
+        if run.status.is_settled:
             return outcomes
         outcomes.append(await step_executor.execute(run_id, run.current_seq))
     raise AssertionError(f"run {run_id} did not settle within {max_steps} steps: {outcomes}")

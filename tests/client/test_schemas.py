@@ -146,6 +146,16 @@ def test_statuses_know_which_are_terminal() -> None:
     assert {s for s in StepStatus if s.is_terminal} == {StepStatus.COMMITTED, StepStatus.FAILED}
 
 
+def test_a_run_status_knows_whether_the_run_is_settled() -> None:
+    # Settled: nothing happens until someone acts (what waiting for a run waits for).
+    assert {s for s in RunStatus if s.is_settled} == {
+        RunStatus.WAITING,
+        RunStatus.SUCCEEDED,
+        RunStatus.FAILED,
+        RunStatus.CANCELLED,
+    }
+
+
 def test_statuses_travel_as_their_values() -> None:
     assert TypeAdapter(RunStatus).dump_json(RunStatus.WAITING) == b'"waiting"'
     assert ErrorBody(code="run_not_found", message="no run").model_dump() == {
