@@ -69,13 +69,11 @@ class ThreadConnections:
         self.drop(conn)
 
     def drop(self, conn: psycopg.Connection[Any]) -> None:
-        """Forget and close a connection; its thread opens a new one on its next use."""
-        with self._lock:
-            self._opened[:] = [(pid, opened) for pid, opened in self._opened if opened is not conn]
+        """Forget and close this thread's connection; the thread opens a new one on its next use."""
         held: _Held | None = getattr(self._held, "held", None)
         if held is not None and held.conn is conn:
             self._held.held = None
-        conn.close()
+        _close_one(self._opened, self._lock, os.getpid(), conn)
 
     def close(self) -> None:
         """Close every connection this process opened.
