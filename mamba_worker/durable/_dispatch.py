@@ -9,7 +9,7 @@ from datetime import timedelta
 from celery import Celery
 
 from mamba_worker.durable._routing import broker_priority
-from mamba_worker.durable.store import RunStore, mark_dispatched_txn, utcnow
+from mamba_worker.durable.store import RunStore, mark_dispatched_txn, requeue_outbox_txn, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +64,26 @@ class Dispatcher:
         with self._store.session() as session, session.begin():
             mark_dispatched_txn(session, run_id, seq, task_id=task_id, now=due)
         return task_id
+
+    def send_stamped(
+        self, *, run_id: str, seq: int, task_name: str, queue: str, task_id: str, priority: int | None = None
+    ) -> None:
+        """Send the task of a step whose outbox row its commit stamped as sent under ``task_id``.
+
+        A crash before the send leaves the row looking sent while nobody claims the step: the
+        reconciler re-sends it after ``redispatch_after``. A send the broker refuses is told apart:
+        the row is made due again, so the reconciler sends it after its short grace instead of a
+        lease later, and the broker's error is raised.
+        """
+        try:
+            self.publish(run_id=run_id, seq=seq, task_name=task_name, queue=queue, task_id=task_id, priority=priority)
+        except Exception:
+            try:
+                with self._store.session() as session, session.begin():
+                    requeue_outbox_txn(session, run_id, seq)
+            except Exception:
+                logger.exception("could not mark step %s of run %s unsent; it is re-sent after a lease", seq, run_id)
+            raise
 
     def publish(
         self,

@@ -141,7 +141,7 @@ class StepExecutor:
             if successor is None:
                 return StepOutcome.COMMITTED
             if successor.claimed_attempt is None:
-                self._dispatcher.publish(
+                self._dispatcher.send_stamped(
                     run_id=successor.run_id,
                     seq=successor.seq,
                     task_name=successor.task_name,

@@ -32,7 +32,7 @@ from mamba_client.schemas import (
     SubmitRun,
     WaitReason,
 )
-from mamba_worker.durable._dispatch import Dispatcher
+from mamba_worker.durable._dispatch import Dispatcher, new_task_id
 from mamba_worker.durable._events import EventPublisher
 from mamba_worker.durable._journal import StateJournal
 from mamba_worker.durable._names import step_task_name
@@ -50,6 +50,7 @@ from mamba_worker.durable.store import (
     insert_step_txn,
     load_run_by_idempotency_key_txn,
     load_run_txn,
+    load_run_view_txn,
     load_step_txn,
     new_run_id,
     record_tool_call_finished_txn,
@@ -124,15 +125,21 @@ class RunService:
         task_name = step_task_name(request.workflow, workflow.initial_step)
         split = StateJournal(workflow).split(state, None)
         committed: list[Event] = []
+        # The commit stamps the first step's outbox row dispatched under this task id, as a
+        # step's commit does for its successor: one transaction per submit, not two.
+        task_id = new_task_id(run_id, 1)
         with rt.store.session() as session, session.begin():
-            if not insert_run_txn(session, request, run_id=run_id, queue=queue, priority=priority, state=split.head):
+            fresh = insert_run_txn(session, request, run_id=run_id, queue=queue, priority=priority, state=split.head)
+            if not fresh:
+                # Another submit with this key won: it sends the first step (or the reconciler does).
                 winner = load_run_by_idempotency_key_txn(session, request.idempotency_key or "")
                 assert winner is not None
                 run_id = winner.id
             else:
                 write_state_chunks_txn(session, run_id, 0, split.chunks)
                 insert_step_txn(session, run_id=run_id, seq=1, name=workflow.initial_step)
-                insert_outbox_txn(session, run_id=run_id, seq=1, task_name=task_name, queue=queue, priority=priority)
+                outbox = {"task_name": task_name, "queue": queue, "priority": priority, "dispatching_as": task_id}
+                insert_outbox_txn(session, run_id=run_id, seq=1, **outbox)
                 committed = append_events_txn(
                     session,
                     [
@@ -146,11 +153,13 @@ class RunService:
                         )
                     ],
                 )
+            # Read in the transaction (one round trip, not a read transaction of its own after it).
+            run = load_run_view_txn(session, run_id)
         self._publisher.publish(committed)
-        run = rt.store.get_run(run_id)
-        if run.status == RunStatus.PENDING and run.current_seq == 1:
-            # After the commit; if this send is lost the reconciler sends it (the outbox row stays).
-            self._dispatcher.send(run_id=run_id, seq=1, task_name=task_name, queue=run.queue, priority=run.priority)
+        if fresh:
+            self._dispatcher.send_stamped(
+                run_id=run_id, seq=1, task_name=task_name, queue=queue, task_id=task_id, priority=priority
+            )
         return run
 
     def _same_request(self, existing: Run, request: SubmitRun) -> Run:

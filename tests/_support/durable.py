@@ -20,6 +20,7 @@ from typing import Any
 
 import redis
 import sqlalchemy as sa
+from kombu.exceptions import OperationalError
 from pydantic import SecretStr
 from pydantic_ai.models import Model
 from sqlalchemy.engine import make_url
@@ -217,7 +218,11 @@ class LosingDispatcher(RecordingDispatcher):
 
 
 class DroppingDispatcher(Dispatcher):
-    """A worker that dies right after its commit: nothing is sent and the outbox is not stamped."""
+    """A process that dies right after its commit: nothing is sent.
+
+    A commit that stamps its outbox row (a submit, a step's successor) leaves it looking sent: the
+    reconciler's stalled-dispatch path. A `send` after a commit leaves it unstamped: the unsent path.
+    """
 
     def __init__(self, runtime: Runtime) -> None:
         super().__init__(runtime.app, runtime.store)
@@ -242,6 +247,27 @@ class DroppingDispatcher(Dispatcher):
     ) -> None:
         """Forget the message (the commit stamped its outbox row: the reconciler's stalled-dispatch path)."""
         self.dropped.append(Sent(run_id, seq, task_name, queue, priority))
+
+
+class FailingDispatcher(Dispatcher):
+    """The broker refuses every message: a send raises, as kombu does when the broker is down."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        super().__init__(runtime.app, runtime.store)
+
+    def publish(
+        self,
+        *,
+        run_id: str,
+        seq: int,
+        task_name: str,
+        queue: str,
+        task_id: str,
+        priority: int | None = None,
+        countdown: float | None = None,
+    ) -> None:
+        """Refuse the message."""
+        raise OperationalError(f"the broker is down: step {seq} of run {run_id} not sent")
 
 
 def executor(runtime: Runtime, dispatcher: Dispatcher | None = None) -> StepExecutor:

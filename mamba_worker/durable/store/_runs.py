@@ -13,8 +13,9 @@ from pydantic import JsonValue
 from sqlalchemy import bindparam, insert, update
 from sqlmodel import Session, select
 
-from mamba_client.schemas import ErrorBody, RunStatus, SubmitRun, Usage, Waiting
+from mamba_client.schemas import ErrorBody, Run, RunStatus, SubmitRun, Usage, Waiting
 from mamba_worker.durable.errors import RunNotFoundError
+from mamba_worker.durable.store._convert import run_select, to_run
 from mamba_worker.durable.store._sql import connection, insert_ignore
 from mamba_worker.durable.store._tables import RUNS, RunRow, usage_of
 from mamba_worker.durable.store._types import utcnow
@@ -163,6 +164,18 @@ def load_run_txn(session: Session, run_id: str) -> RunRow:
     if row is None:
         raise RunNotFoundError(f"no run with id {run_id!r}", run_id=run_id)
     return row
+
+
+def load_run_view_txn(session: Session, run_id: str) -> Run:
+    """The run as the API shows it (without its state document), as of now in this transaction.
+
+    Raises:
+        RunNotFoundError: No run has this id.
+    """
+    row = connection(session).execute(run_select().where(RUNS.c.id == run_id)).first()
+    if row is None:
+        raise RunNotFoundError(f"no run with id {run_id!r}", run_id=run_id)
+    return to_run(row)
 
 
 def load_run_by_idempotency_key_txn(session: Session, idempotency_key: str) -> RunRow | None:

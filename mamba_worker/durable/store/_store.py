@@ -11,11 +11,10 @@ from sqlmodel import Session
 from sqlmodel import select as orm_select
 
 from mamba_client.schemas import Event, EventAdapter, Run, RunPage, RunStatus, StepRecord, StepStatus
-from mamba_worker.durable.errors import RunNotFoundError
 from mamba_worker.durable.store._chunks import joined_state, load_state_chunks_txn
 from mamba_worker.durable.store._convert import STEP_COLUMNS, decode_cursor, encode_cursor, run_select, to_run, to_step
 from mamba_worker.durable.store._engine import read_only
-from mamba_worker.durable.store._runs import load_run_txn
+from mamba_worker.durable.store._runs import load_run_txn, load_run_view_txn
 from mamba_worker.durable.store._steps import load_step_txn
 from mamba_worker.durable.store._tables import (
     EVENTS,
@@ -71,10 +70,7 @@ class RunStore(StepWriter):
             RunNotFoundError: No run has this id.
         """
         with self._read() as session:
-            row = session.connection().execute(run_select().where(RUNS.c.id == run_id)).first()
-        if row is None:
-            raise RunNotFoundError(f"no run with id {run_id!r}", run_id=run_id)
-        return to_run(row)
+            return load_run_view_txn(session, run_id)
 
     def get_run_row(self, run_id: str) -> RunRow:
         """The run's full row, state document included (for the runtime).

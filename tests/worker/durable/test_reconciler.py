@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from kombu.exceptions import OperationalError
 
 from mamba_client.schemas import RedispatchReason, RunStatus, StepRedispatched, StepStarted, StepStatus, SubmitRun
 from mamba_worker.durable import Reconciler, ReconcilerThread, RunService, StepOutcome
@@ -12,9 +13,11 @@ from mamba_worker.durable.store import claim_step_txn, requeue_outbox_txn, utcno
 from tests._support.durable import (
     BACKENDS,
     DroppingDispatcher,
+    FailingDispatcher,
     Harness,
     LosingDispatcher,
     RuntimeFactory,
+    executor,
 )
 from tests._support.wait import wait_until
 
@@ -27,9 +30,17 @@ def _submit(service: RunService) -> str:
     return service.submit(SubmitRun(input="What is 2 + 3?", model="offline")).id
 
 
+def _submit_unsent(h: Harness) -> str:
+    """A run whose first message the broker refused: the submit raised, its outbox row is unsent."""
+    with pytest.raises(OperationalError):
+        _submit(RunService(h.runtime, dispatcher=FailingDispatcher(h.runtime)))
+    (run,) = h.service.list_runs().items
+    return run.id
+
+
 def test_an_unsent_step_is_left_to_its_worker_during_the_grace_period(factory: RuntimeFactory) -> None:
     h = factory.harness(dispatch_grace_seconds=60)
-    _submit(RunService(h.runtime, dispatcher=DroppingDispatcher(h.runtime)))
+    _submit_unsent(h)
 
     report = Reconciler(h.runtime, dispatcher=h.dispatcher).run_once()
 
@@ -40,7 +51,7 @@ def test_an_unsent_step_is_left_to_its_worker_during_the_grace_period(factory: R
 @pytest.mark.parametrize("db", BACKENDS, indirect=True)
 async def test_an_unsent_step_is_sent_after_the_grace_period(factory: RuntimeFactory) -> None:
     h = factory.harness(dispatch_grace_seconds=0.2)
-    run_id = _submit(RunService(h.runtime, dispatcher=DroppingDispatcher(h.runtime)))
+    run_id = _submit_unsent(h)
     reconciler = Reconciler(h.runtime, dispatcher=h.dispatcher)
 
     wait_until(lambda: reconciler.run_once().unsent == 1, what="the reconciler to send the unsent step")
@@ -49,6 +60,44 @@ async def test_an_unsent_step_is_sent_after_the_grace_period(factory: RuntimeFac
     assert _redispatched(h, run_id) == [(1, RedispatchReason.LOST_DISPATCH)]
     assert h.store.get_step_row(run_id, 1).status == StepStatus.DISPATCHED
     assert reconciler.run_once().total == 0  # sent: nothing more to do
+    await h.drive(run_id)
+    assert h.service.get(run_id).status == RunStatus.SUCCEEDED
+
+
+@pytest.mark.parametrize("db", BACKENDS, indirect=True)
+def test_a_submit_stamps_its_first_step_sent_in_its_own_commit(factory: RuntimeFactory) -> None:
+    h = factory.harness(dispatch_grace_seconds=0, redispatch_after_seconds=3600)
+    run_id = h.submit(model="offline")
+
+    # Not unsent (no grace to wait out), not stalled (an hour to go): nothing for the reconciler.
+    assert Reconciler(h.runtime, dispatcher=h.dispatcher).run_once().total == 0
+    assert h.dispatcher.seqs(run_id) == [1]
+
+
+def test_a_submit_whose_process_died_before_its_send_is_sent_again_after_redispatch_after(
+    factory: RuntimeFactory,
+) -> None:
+    h = factory.harness(dispatch_grace_seconds=0, redispatch_after_seconds=0.2)
+    run_id = _submit(RunService(h.runtime, dispatcher=DroppingDispatcher(h.runtime)))
+    reconciler = Reconciler(h.runtime, dispatcher=h.dispatcher)
+
+    wait_until(lambda: reconciler.run_once().lost_dispatches == 1, what="the reconciler to re-send the first step")
+
+    assert h.dispatcher.seqs(run_id) == [1]
+    assert _redispatched(h, run_id) == [(1, RedispatchReason.LOST_DISPATCH)]
+
+
+async def test_a_successor_the_broker_refused_is_sent_after_the_grace_period_not_a_lease_later(
+    factory: RuntimeFactory,
+) -> None:
+    h = factory.harness(dispatch_grace_seconds=0, redispatch_after_seconds=3600)
+    run_id = h.submit(model="offline")
+
+    with pytest.raises(OperationalError):
+        await executor(h.runtime, FailingDispatcher(h.runtime)).execute(run_id, 1)
+
+    assert Reconciler(h.runtime, dispatcher=h.dispatcher).run_once().unsent == 1
+    assert h.dispatcher.seqs(run_id) == [1, 2]
     await h.drive(run_id)
     assert h.service.get(run_id).status == RunStatus.SUCCEEDED
 
@@ -88,7 +137,7 @@ async def test_a_sent_step_the_broker_lost_is_sent_again(factory: RuntimeFactory
     h = factory.harness(redispatch_after_seconds=0.2)
     losing = LosingDispatcher(h.runtime)
     run_id = _submit(RunService(h.runtime, dispatcher=losing))
-    assert h.store.get_step_row(run_id, 1).status == StepStatus.DISPATCHED
+    assert losing.seqs(run_id) == [1]
     reconciler = Reconciler(h.runtime, dispatcher=h.dispatcher)
 
     wait_until(lambda: reconciler.run_once().lost_dispatches == 1, what="the reconciler to re-send the lost step")
@@ -101,7 +150,7 @@ async def test_a_sent_step_the_broker_lost_is_sent_again(factory: RuntimeFactory
 
 def test_steps_of_finished_runs_are_never_sent(factory: RuntimeFactory) -> None:
     h = factory.harness(dispatch_grace_seconds=0)
-    run_id = _submit(RunService(h.runtime, dispatcher=DroppingDispatcher(h.runtime)))
+    run_id = _submit_unsent(h)
     h.service.cancel(run_id)
 
     assert Reconciler(h.runtime, dispatcher=h.dispatcher).run_once().total == 0

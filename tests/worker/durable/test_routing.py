@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from celery.signals import task_prerun
+from kombu.exceptions import OperationalError
 from pydantic import ValidationError
 from sqlmodel import select
 
@@ -21,7 +22,7 @@ from mamba_worker.workflows import WorkflowConfig
 from tests._support.durable import (
     BACKENDS,
     BROKERS,
-    DroppingDispatcher,
+    FailingDispatcher,
     LosingDispatcher,
     RecordingDispatcher,
     RuntimeFactory,
@@ -157,9 +158,11 @@ async def test_every_successor_is_sent_on_the_runs_queue_and_priority(factory: R
 
 def test_the_reconciler_resends_on_the_stored_route_even_after_the_settings_changed(factory: RuntimeFactory) -> None:
     before = factory.runtime(routes={"dt_count": {"queue": "old", "priority": 3}})
-    # The submitting process dies before its send: the outbox row stays unsent.
-    service = RunService(before, dispatcher=DroppingDispatcher(before))
-    run = service.submit(SubmitRun(workflow="dt_count", input="2", model="offline"))
+    # The broker refuses the submit's send: the outbox row stays unsent.
+    service = RunService(before, dispatcher=FailingDispatcher(before))
+    with pytest.raises(OperationalError):
+        service.submit(SubmitRun(workflow="dt_count", input="2", model="offline"))
+    (run,) = RunService(before).list_runs().items
     redeployed = factory.runtime(routes={"dt_count": {"queue": "new", "priority": 9}}, dispatch_grace_seconds=0.0)
 
     resent = RecordingDispatcher(redeployed)
