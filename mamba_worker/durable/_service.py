@@ -138,8 +138,15 @@ class RunService:
             else:
                 write_state_chunks_txn(session, run_id, 0, split.chunks)
                 insert_step_txn(session, run_id=run_id, seq=1, name=workflow.initial_step)
-                outbox = {"task_name": task_name, "queue": queue, "priority": priority, "dispatching_as": task_id}
-                insert_outbox_txn(session, run_id=run_id, seq=1, **outbox)
+                insert_outbox_txn(
+                    session,
+                    run_id=run_id,
+                    seq=1,
+                    task_name=task_name,
+                    queue=queue,
+                    priority=priority,
+                    dispatching_as=task_id,
+                )
                 committed = append_events_txn(
                     session,
                     [

@@ -70,7 +70,7 @@ from mamba_worker.durable.store._step_write import (
     built_events,
 )
 from mamba_worker.durable.store._steps import StepClaim
-from mamba_worker.durable.store._tables import RUNS, RunRow
+from mamba_worker.durable.store._tables import RUNS, RunRow, loaded_run_row
 from mamba_worker.durable.store._types import JSONText
 
 _UNKNOWN = object()
@@ -333,8 +333,8 @@ class PgPipeline:
 
     def _claimed(self, row: Sequence[Any]) -> tuple[RunRow, StepClaim, StoredChunks]:
         """A claim statement's row: the run as the ORM would load it, the claim, the state's chunks."""
-        run = RunRow(
-            **{column.name: self._decode(column, value) for column, value in zip(RUN_COLUMNS, row[2:-2], strict=True)}
+        run = loaded_run_row(
+            {column.name: self._decode(column, value) for column, value in zip(RUN_COLUMNS, row[2:-2], strict=True)}
         )
         chunks = group_chunks(zip(row[-2] or (), row[-1] or (), strict=True))
         return run, StepClaim(attempt=row[0], name=row[1]), chunks

@@ -17,7 +17,7 @@ from mamba_client.schemas import ErrorBody, Run, RunStatus, SubmitRun, Usage, Wa
 from mamba_worker.durable.errors import RunNotFoundError
 from mamba_worker.durable.store._convert import run_select, to_run
 from mamba_worker.durable.store._sql import connection, insert_ignore
-from mamba_worker.durable.store._tables import RUNS, RunRow, usage_of
+from mamba_worker.durable.store._tables import RUNS, RunRow, loaded_run_row, usage_of
 from mamba_worker.durable.store._types import utcnow
 
 
@@ -261,7 +261,7 @@ def reserve_events_txn(session: Session, run_id: str, *, events: int) -> tuple[R
     )
     if row is None:
         return None
-    run = RunRow(**row)
+    run = loaded_run_row(dict(row))
     return run, run.next_event_seq - events
 
 

@@ -369,6 +369,8 @@ def test_a_running_runs_step_is_claimed_with_its_event(store: RunStore, make_run
     [(run, _)] = seen
     # The run is read as the ORM would load it: typed columns decoded.
     assert (run.status, run.state, run.tools, run.created_at.tzinfo) == (RunStatus.RUNNING, '{"s": 0}', [], UTC)
+    loaded = store.get_run_row(run_id)
+    assert (run.model_dump(), run.model_fields_set) == (loaded.model_dump(), loaded.model_fields_set)
     step = store.get_step_row(run_id, 1)
     assert (step.status, step.lease_owner, step.attempt) == (StepStatus.RUNNING, "w1", 1)
     assert [event.type for event in store.get_events(run_id)] == ["step.started"]
