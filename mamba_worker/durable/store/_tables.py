@@ -237,11 +237,14 @@ class ModelCallRow(_StoreModel, table=True):
 
 
 class EventRow(_StoreModel, table=True):
-    """``events``: the run's event log, unique gap-free ``(run_id, seq)``."""
+    """``events``: the run's event log, unique gap-free ``(run_id, seq)``.
+
+    No foreign key to ``runs``: every writer has updated the run's row first (migration 0004).
+    """
 
     __tablename__ = "events"
 
-    run_id: str = Field(primary_key=True, foreign_key="runs.id", ondelete="CASCADE")
+    run_id: str = Field(primary_key=True)
     seq: int = Field(primary_key=True)
     type: str
     payload: str = Field(sa_type=Text)
@@ -255,11 +258,12 @@ class StateChunkRow(_StoreModel, table=True):
     A run's state is ``runs.state`` plus, for each journal field, the items of its chunks in
     ``seq`` order. ``data`` is the items' JSON without the enclosing brackets (``a,b``), so the
     chunks join into the list's JSON without being parsed; it is empty for a list rewritten empty.
+    No foreign key to ``runs``, as for ``events``.
     """
 
     __tablename__ = "state_chunks"
 
-    run_id: str = Field(primary_key=True, foreign_key="runs.id", ondelete="CASCADE")
+    run_id: str = Field(primary_key=True)
     field: str = Field(primary_key=True)
     seq: int = Field(primary_key=True)
     """The step whose commit wrote it (0: the run's submit)."""

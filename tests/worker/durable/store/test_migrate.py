@@ -218,6 +218,34 @@ def test_downgrading_0003_folds_the_state_chunks_back_into_the_state(fresh_url: 
         engine.dispose()
 
 
+def test_downgrading_0004_restores_the_keys_and_drops_rows_of_runs_deleted_since(fresh_url: str) -> None:
+    from alembic import command
+
+    engine = create_engine(fresh_url)
+    try:
+        upgrade_database(engine)
+        store = RunStore(engine)
+        with store.session() as session, session.begin():
+            insert_run_txn(session, SubmitRun(input="hi"), run_id="r1", queue="q")
+            for run_id in ("r1", "deleted"):  # no key at the head: a deleted run's rows can stay behind
+                write_state_chunks_txn(session, run_id, 0, [StateChunk(field="messages", data='"a"', replace=True)])
+                session.execute(
+                    sa.text(
+                        "INSERT INTO events (run_id, seq, type, payload, created_at) VALUES (:r, 1, 't', '{}', :t)"
+                    ),
+                    {"r": run_id, "t": datetime(2026, 11, 26, tzinfo=UTC)},
+                )
+        with engine.begin() as connection:
+            command.downgrade(alembic_config(connection=connection), "0003")
+        inspector = sa.inspect(engine)
+        for table in ("events", "state_chunks"):
+            with engine.connect() as connection:
+                assert connection.exec_driver_sql(f"SELECT run_id FROM {table}").scalars().all() == ["r1"]
+            assert [key["referred_table"] for key in inspector.get_foreign_keys(table)] == ["runs"]
+    finally:
+        engine.dispose()
+
+
 _RUN_0001 = (
     "id workflow status input model tools options run_metadata queue idempotency_key state output error waiting "
     "input_tokens output_tokens cache_read_tokens cache_write_tokens requests cost_usd last_seq next_event_seq "
