@@ -17,7 +17,6 @@ is created and dropped; Redis database 13 must be empty and is flushed).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import collections
 import functools
 import os
@@ -67,27 +66,6 @@ def _instrument() -> None:
     _timed(_journal.StateJournal, "load", "state from JSON (head joined with its chunks)")
 
 
-def _baseline(k: int, runs: int) -> float:
-    """ms per step of the same workflow in-process, without durability."""
-    from bench.durable_workload import SCRIPTED, bench_lookup
-    from mamba_worker.agent import Agent
-    from mamba_worker.workflows import ReActConfig, ReActWorkflow
-
-    agent = Agent(SCRIPTED, tools=[bench_lookup])
-
-    async def measure() -> float:
-        per_step = []
-        for i in range(runs + 3):
-            workflow = ReActWorkflow(agent, config=ReActConfig(max_iterations=k + 5))
-            start = time.perf_counter()
-            result = await workflow.run("Look things up, then answer.")
-            if i >= 3:
-                per_step.append((time.perf_counter() - start) * 1000 / result.state.current_step)
-        return statistics.median(per_step)
-
-    return asyncio.run(measure())
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--backend", choices=["postgres", "sqlite"], default="postgres")
@@ -123,7 +101,9 @@ def main() -> None:
 
 def _run(args: argparse.Namespace) -> None:
     steps = 3 * args.k
-    baseline = _baseline(args.k, args.runs)
+    from bench.durable_workload import workflow_alone_ms_per_step
+
+    baseline = workflow_alone_ms_per_step(runs=args.runs)
     _instrument()
     modes = ["inline", "hop"] if args.mode == "both" else [args.mode]
     print(f"backend {args.backend}; the same workflow in-process without durability: {baseline:.2f} ms/step\n")

@@ -18,8 +18,11 @@ benchmark's Celery app (``bench.durable_app``) installs it before Celery loads t
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import statistics
+import time
 
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart
 from pydantic_ai.models import Model
@@ -71,3 +74,27 @@ class BenchRuntime(Runtime):
         if name == SCRIPTED_MODEL:
             return SCRIPTED
         return super().model(name)
+
+
+def workflow_alone_ms_per_step(*, runs: int, warmup: int = 3) -> float:
+    """ms/step of this workload's run of the stock ReAct workflow in-process, without durability.
+
+    No SQL, no broker, no Celery: `ReActWorkflow.run` with `SCRIPTED` and `bench_lookup`, median
+    over ``runs`` runs. What the workload itself costs; a durable step's overhead is what it adds.
+    """
+    from mamba_worker.agent import Agent
+    from mamba_worker.workflows import ReActConfig, ReActWorkflow
+
+    agent = Agent(SCRIPTED, tools=[bench_lookup])
+
+    async def measure() -> float:
+        per_step = []
+        for i in range(warmup + runs):
+            workflow = ReActWorkflow(agent, config=ReActConfig(max_iterations=K + 5))
+            start = time.perf_counter()
+            result = await workflow.run("Look things up, then answer.")
+            if i >= warmup:
+                per_step.append((time.perf_counter() - start) * 1000 / result.state.current_step)
+        return statistics.median(per_step)
+
+    return asyncio.run(measure())
