@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from dataclasses import replace
 from datetime import timedelta
 from typing import assert_never
 
@@ -45,6 +46,7 @@ from mamba_worker.durable.store import (
     abort_step_txn,
     append_events_txn,
     expire_lease_txn,
+    insert_events_txn,
     insert_outbox_txn,
     insert_run_txn,
     insert_step_txn,
@@ -129,15 +131,26 @@ class RunService:
         # step's commit does for its successor: one transaction per submit, not two.
         task_id = new_task_id(run_id, 1)
         with rt.store.session() as session, session.begin():
-            fresh = insert_run_txn(session, request, run_id=run_id, queue=queue, priority=priority, state=split.head)
+            # One statement per row: the run is inserted with its first step as its newest and
+            # event 1 taken, and its lists' chunks need no delete (a new run has none to replace).
+            fresh = insert_run_txn(
+                session,
+                request,
+                run_id=run_id,
+                queue=queue,
+                priority=priority,
+                state=split.head,
+                last_seq=1,
+                reserved_events=1,
+            )
             if not fresh:
                 # Another submit with this key won: it sends the first step (or the reconciler does).
                 winner = load_run_by_idempotency_key_txn(session, request.idempotency_key or "")
                 assert winner is not None
                 run_id = winner.id
             else:
-                write_state_chunks_txn(session, run_id, 0, split.chunks)
-                insert_step_txn(session, run_id=run_id, seq=1, name=workflow.initial_step)
+                write_state_chunks_txn(session, run_id, 0, [replace(chunk, replace=False) for chunk in split.chunks])
+                insert_step_txn(session, run_id=run_id, seq=1, name=workflow.initial_step, bump_last_seq=False)
                 insert_outbox_txn(
                     session,
                     run_id=run_id,
@@ -147,7 +160,7 @@ class RunService:
                     priority=priority,
                     dispatching_as=task_id,
                 )
-                committed = append_events_txn(
+                committed = insert_events_txn(
                     session,
                     [
                         RunSubmitted(
@@ -159,6 +172,7 @@ class RunService:
                             priority=priority,
                         )
                     ],
+                    first_seq=1,
                 )
             # Read in the transaction (one round trip, not a read transaction of its own after it).
             run = load_run_view_txn(session, run_id)

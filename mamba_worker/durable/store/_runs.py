@@ -48,6 +48,8 @@ def insert_run_txn(
     state: str | None = None,
     parent_run_id: str | None = None,
     parent_seq: int | None = None,
+    last_seq: int = 0,
+    reserved_events: int = 0,
     now: datetime | None = None,
 ) -> bool:
     """Insert a run; ``False`` when another run already holds ``submit.idempotency_key``.
@@ -67,6 +69,11 @@ def insert_run_txn(
         state: The workflow's initial state document (JSON text).
         parent_run_id: For a fork, the run it was forked from.
         parent_seq: For a fork, the parent's step it starts from.
+        last_seq: Its newest step, when the caller inserts it in this transaction (a submit's
+            first step, inserted with ``bump_last_seq=False``): one ``UPDATE`` less.
+        reserved_events: Event numbers taken at insert (``1`` to ``reserved_events``), for the
+            caller's `insert_events_txn` (``first_seq=1``) in this transaction: one ``UPDATE`` less
+            than `append_events_txn`, and as gap-free (a rollback takes the row with it).
         now: The time to record (default: now).
     """
     now = now or utcnow()
@@ -92,8 +99,8 @@ def insert_run_txn(
         "cache_write_tokens": 0,
         "requests": 0,
         "cost_usd": 0.0,
-        "last_seq": 0,
-        "next_event_seq": 1,
+        "last_seq": last_seq,
+        "next_event_seq": 1 + reserved_events,
         "cancel_requested": False,
         "parent_run_id": parent_run_id,
         "parent_seq": parent_seq,
