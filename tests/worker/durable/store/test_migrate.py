@@ -218,6 +218,30 @@ def test_downgrading_0003_folds_the_state_chunks_back_into_the_state(fresh_url: 
         engine.dispose()
 
 
+def test_upgrading_from_0003_keeps_events_and_chunks_without_their_keys(fresh_url: str) -> None:
+    engine = create_engine(fresh_url)
+    try:
+        upgrade_database(engine, revision="0003")
+        store = RunStore(engine)
+        with store.session() as session, session.begin():
+            insert_run_txn(session, SubmitRun(input="hi"), run_id="r1", queue="q")
+            write_state_chunks_txn(session, "r1", 0, [StateChunk(field="messages", data='"a"', replace=True)])
+            session.execute(
+                sa.text("INSERT INTO events (run_id, seq, type, payload, created_at) VALUES ('r1', 1, 't', '{}', :t)"),
+                {"t": datetime(2026, 11, 26, tzinfo=UTC)},
+            )
+
+        upgrade_database(engine)
+
+        inspector = sa.inspect(engine)
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("SELECT run_id, seq, type FROM events").all() == [("r1", 1, "t")]
+            assert connection.exec_driver_sql("SELECT run_id, data FROM state_chunks").all() == [("r1", '"a"')]
+        assert inspector.get_foreign_keys("events") == inspector.get_foreign_keys("state_chunks") == []
+    finally:
+        engine.dispose()
+
+
 def test_downgrading_0004_restores_the_keys_and_drops_rows_of_runs_deleted_since(fresh_url: str) -> None:
     from alembic import command
 
