@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import socket
 import time
-from dataclasses import replace
 from datetime import timedelta
 from typing import assert_never
 
@@ -27,7 +26,6 @@ from mamba_client.schemas import (
     RunPage,
     RunResumed,
     RunStatus,
-    RunSubmitted,
     StepRecord,
     StepStatus,
     SubmitRun,
@@ -42,14 +40,12 @@ from mamba_worker.durable._routing import resolve_route
 from mamba_worker.durable._runtime import Runtime
 from mamba_worker.durable.errors import RunConflictError
 from mamba_worker.durable.store import (
+    FirstStep,
     ToolCallRow,
     abort_step_txn,
     append_events_txn,
     expire_lease_txn,
-    insert_events_txn,
-    insert_outbox_txn,
-    insert_run_txn,
-    insert_step_txn,
+    insert_submitted_run_txn,
     load_run_by_idempotency_key_txn,
     load_run_txn,
     load_run_view_txn,
@@ -61,7 +57,6 @@ from mamba_worker.durable.store import (
     restart_tool_call_txn,
     update_run_txn,
     utcnow,
-    write_state_chunks_txn,
 )
 from mamba_worker.errors import ConfigurationError
 from mamba_worker.workflows import ReActState
@@ -126,60 +121,30 @@ class RunService:
         queue, priority = route.queue, route.priority
         task_name = step_task_name(request.workflow, workflow.initial_step)
         split = StateJournal(workflow).split(state, None)
-        committed: list[Event] = []
-        # The commit stamps the first step's outbox row dispatched under this task id, as a
-        # step's commit does for its successor: one transaction per submit, not two.
-        task_id = new_task_id(run_id, 1)
+        # The commit stamps the first step's outbox row sent under this task id (one transaction
+        # per submit, not two), and the run is read back inside it.
+        first = FirstStep(name=workflow.initial_step, task_name=task_name, task_id=new_task_id(run_id, 1))
         with rt.store.session() as session, session.begin():
-            # One statement per row: the run is inserted with its first step as its newest and
-            # event 1 taken, and its lists' chunks need no delete (a new run has none to replace).
-            fresh = insert_run_txn(
+            committed = insert_submitted_run_txn(
                 session,
                 request,
                 run_id=run_id,
                 queue=queue,
                 priority=priority,
                 state=split.head,
-                last_seq=1,
-                reserved_events=1,
+                chunks=split.chunks,
+                first=first,
             )
-            if not fresh:
+            if committed is None:
                 # Another submit with this key won: it sends the first step (or the reconciler does).
                 winner = load_run_by_idempotency_key_txn(session, request.idempotency_key or "")
                 assert winner is not None
                 run_id = winner.id
-            else:
-                write_state_chunks_txn(session, run_id, 0, [replace(chunk, replace=False) for chunk in split.chunks])
-                insert_step_txn(session, run_id=run_id, seq=1, name=workflow.initial_step, bump_last_seq=False)
-                insert_outbox_txn(
-                    session,
-                    run_id=run_id,
-                    seq=1,
-                    task_name=task_name,
-                    queue=queue,
-                    priority=priority,
-                    dispatching_as=task_id,
-                )
-                committed = insert_events_txn(
-                    session,
-                    [
-                        RunSubmitted(
-                            run_id=run_id,
-                            workflow=request.workflow,
-                            input=request.input,
-                            model=model,
-                            queue=queue,
-                            priority=priority,
-                        )
-                    ],
-                    first_seq=1,
-                )
-            # Read in the transaction (one round trip, not a read transaction of its own after it).
             run = load_run_view_txn(session, run_id)
-        self._publisher.publish(committed)
-        if fresh:
+        if committed is not None:
+            self._publisher.publish(committed)
             self._dispatcher.send_stamped(
-                run_id=run_id, seq=1, task_name=task_name, queue=queue, task_id=task_id, priority=priority
+                run_id=run_id, seq=1, task_name=task_name, queue=queue, task_id=first.task_id, priority=priority
             )
         return run
 

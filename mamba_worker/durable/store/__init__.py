@@ -105,6 +105,7 @@ from mamba_worker.durable.store._steps import (
     reset_step_txn,
 )
 from mamba_worker.durable.store._store import RunStore
+from mamba_worker.durable.store._submit import FirstStep, insert_submitted_run_txn
 from mamba_worker.durable.store._tables import (
     EventRow,
     ModelCallRow,
@@ -119,6 +120,7 @@ from mamba_worker.durable.store._types import utcnow
 
 __all__ = [
     "EventRow",
+    "FirstStep",
     "ModelCallRecord",
     "ModelCallRow",
     "OutboxRow",
@@ -156,6 +158,7 @@ __all__ = [
     "insert_outbox_txn",
     "insert_run_txn",
     "insert_step_txn",
+    "insert_submitted_run_txn",
     "is_postgresql",
     "joined_state",
     "load_run_by_idempotency_key_txn",

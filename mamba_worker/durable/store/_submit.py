@@ -1,0 +1,77 @@
+"""Writer for a submit: a new run with its first step, that step's doorbell and ``run.submitted``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from sqlmodel import Session
+
+from mamba_client.schemas import Event, RunSubmitted, SubmitRun
+from mamba_worker.durable.store._chunks import StateChunk, write_state_chunks_txn
+from mamba_worker.durable.store._events import insert_events_txn
+from mamba_worker.durable.store._outbox import insert_outbox_txn
+from mamba_worker.durable.store._runs import insert_run_txn
+from mamba_worker.durable.store._steps import insert_step_txn
+
+
+@dataclass(frozen=True, kw_only=True)
+class FirstStep:
+    """A new run's first step and its Celery message, as the submit's commit records them."""
+
+    name: str
+    """The workflow's initial step."""
+    task_name: str
+    """Its Celery task name."""
+    task_id: str
+    """The message's task id: the outbox row is stamped sent under it; the caller sends it after the commit."""
+
+
+def insert_submitted_run_txn(
+    session: Session,
+    submit: SubmitRun,
+    *,
+    run_id: str,
+    queue: str,
+    priority: int | None,
+    state: str,
+    chunks: Sequence[StateChunk],
+    first: FirstStep,
+) -> list[Event] | None:
+    """Insert a submitted run; returns the events written, or ``None`` when another run holds its idempotency key.
+
+    One statement per row, five in all: the run (its first step already its newest, event 1
+    already taken), its state's chunks (a new run has none to replace, so no delete), the first
+    step, its outbox row stamped dispatched as ``first.task_id`` (as a step's commit stamps its
+    successor's: a crash before the send is the reconciler's stalled-dispatch case), and
+    ``run.submitted``, numbered 1.
+
+    Args:
+        session: The caller's session; not committed here.
+        submit: What was submitted, its model resolved.
+        run_id: The new run's id.
+        queue: The queue its steps go to (resolved at submit).
+        priority: Its messages' priority on Mamba's 0-9 scale; ``None``: none.
+        state: The state document's head (`StateJournal.split`).
+        chunks: The state's journal lists.
+        first: The first step and its message.
+    """
+    if not insert_run_txn(
+        session, submit, run_id=run_id, queue=queue, priority=priority, state=state, last_seq=1, reserved_events=1
+    ):
+        return None
+    write_state_chunks_txn(session, run_id, 0, [replace(chunk, replace=False) for chunk in chunks])
+    insert_step_txn(session, run_id=run_id, seq=1, name=first.name, bump_last_seq=False)
+    insert_outbox_txn(
+        session,
+        run_id=run_id,
+        seq=1,
+        task_name=first.task_name,
+        queue=queue,
+        priority=priority,
+        dispatching_as=first.task_id,
+    )
+    submitted = RunSubmitted(
+        run_id=run_id, workflow=submit.workflow, input=submit.input, model=submit.model, queue=queue, priority=priority
+    )
+    return insert_events_txn(session, [submitted], first_seq=1)
