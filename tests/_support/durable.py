@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 import redis
 import sqlalchemy as sa
 from kombu.exceptions import OperationalError
@@ -268,6 +269,17 @@ class FailingDispatcher(Dispatcher):
     ) -> None:
         """Refuse the message."""
         raise OperationalError(f"the broker is down: step {seq} of run {run_id} not sent")
+
+
+def submit_refused(runtime: Runtime, request: SubmitRun) -> str:
+    """Submit ``request`` while the broker refuses every message; returns the run's id.
+
+    The submit raises the broker's error, and the run exists with its first step's outbox row unsent.
+    """
+    with pytest.raises(OperationalError):
+        RunService(runtime, dispatcher=FailingDispatcher(runtime)).submit(request)
+    (run,) = runtime.store.list_runs().items
+    return run.id
 
 
 def executor(runtime: Runtime, dispatcher: Dispatcher | None = None) -> StepExecutor:

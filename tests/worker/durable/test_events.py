@@ -9,13 +9,12 @@ from collections.abc import Iterator
 
 import pytest
 import redis
-from kombu.exceptions import OperationalError
 
 from mamba_client.schemas import RunStatus, SubmitRun
 from mamba_worker.durable import Reconciler, RunService, WaitTimeoutError
 from mamba_worker.durable._events import EventPublisher
 from mamba_worker.durable._names import event_channel, settled_channel
-from tests._support.durable import FailingDispatcher, Harness, RuntimeFactory
+from tests._support.durable import Harness, RuntimeFactory, submit_refused
 from tests._support.durable_workflows import Script, answer, call
 from tests._support.wait import wait_until
 
@@ -144,10 +143,7 @@ async def test_a_resume_is_published_live(factory: RuntimeFactory, listener: Lis
 @on_redis
 def test_a_redispatch_is_published_live(factory: RuntimeFactory, listener: Listener) -> None:
     h = factory.harness(dispatch_grace_seconds=0)
-    with pytest.raises(OperationalError):  # the broker refused the first step: its row is unsent
-        RunService(h.runtime, dispatcher=FailingDispatcher(h.runtime)).submit(SubmitRun(input="hi", model="offline"))
-    (run,) = h.service.list_runs().items
-    run_id = run.id
+    run_id = submit_refused(h.runtime, SubmitRun(input="hi", model="offline"))  # its first step's row is unsent
 
     Reconciler(h.runtime, dispatcher=h.dispatcher).run_once()
 

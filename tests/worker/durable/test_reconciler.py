@@ -18,6 +18,7 @@ from tests._support.durable import (
     LosingDispatcher,
     RuntimeFactory,
     executor,
+    submit_refused,
 )
 from tests._support.wait import wait_until
 
@@ -32,10 +33,7 @@ def _submit(service: RunService) -> str:
 
 def _submit_unsent(h: Harness) -> str:
     """A run whose first message the broker refused: the submit raised, its outbox row is unsent."""
-    with pytest.raises(OperationalError):
-        _submit(RunService(h.runtime, dispatcher=FailingDispatcher(h.runtime)))
-    (run,) = h.service.list_runs().items
-    return run.id
+    return submit_refused(h.runtime, SubmitRun(input="What is 2 + 3?", model="offline"))
 
 
 def test_an_unsent_step_is_left_to_its_worker_during_the_grace_period(factory: RuntimeFactory) -> None:

@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 from celery.signals import task_prerun
-from kombu.exceptions import OperationalError
 from pydantic import ValidationError
 from sqlmodel import select
 
@@ -22,11 +21,11 @@ from mamba_worker.workflows import WorkflowConfig
 from tests._support.durable import (
     BACKENDS,
     BROKERS,
-    FailingDispatcher,
     LosingDispatcher,
     RecordingDispatcher,
     RuntimeFactory,
     Sent,
+    submit_refused,
 )
 from tests._support.durable_workflows import CountWorkflow
 from tests._support.wait import wait_until
@@ -159,16 +158,13 @@ async def test_every_successor_is_sent_on_the_runs_queue_and_priority(factory: R
 def test_the_reconciler_resends_on_the_stored_route_even_after_the_settings_changed(factory: RuntimeFactory) -> None:
     before = factory.runtime(routes={"dt_count": {"queue": "old", "priority": 3}})
     # The broker refuses the submit's send: the outbox row stays unsent.
-    service = RunService(before, dispatcher=FailingDispatcher(before))
-    with pytest.raises(OperationalError):
-        service.submit(SubmitRun(workflow="dt_count", input="2", model="offline"))
-    (run,) = RunService(before).list_runs().items
+    run_id = submit_refused(before, SubmitRun(workflow="dt_count", input="2", model="offline"))
     redeployed = factory.runtime(routes={"dt_count": {"queue": "new", "priority": 9}}, dispatch_grace_seconds=0.0)
 
     resent = RecordingDispatcher(redeployed)
     assert Reconciler(redeployed, dispatcher=resent).run_once().unsent == 1
 
-    assert resent.sent == [Sent(run.id, 1, "mamba.dt_count.start", "old", 3)]
+    assert resent.sent == [Sent(run_id, 1, "mamba.dt_count.start", "old", 3)]
 
 
 def test_resume_sends_a_lost_step_again_on_the_runs_route(factory: RuntimeFactory) -> None:
