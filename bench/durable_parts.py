@@ -64,6 +64,7 @@ def _instrument() -> None:
     _timed(_dispatch.Dispatcher, "publish", "successor's Celery message (send_task)")
     _timed(_journal.StateJournal, "split", "state to JSON (head + the lists' new items)")
     _timed(_journal.StateJournal, "load", "state from JSON (head joined with its chunks)")
+    _timed(_journal.StateJournal, "load_after", "state from JSON, reusing what the worker holds (new items only)")
 
 
 def main() -> None:

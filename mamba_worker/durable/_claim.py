@@ -33,18 +33,18 @@ from mamba_worker.durable._events import EventPublisher
 from mamba_worker.durable._journal import JournalMark
 from mamba_worker.durable._runtime import Runtime
 from mamba_worker.durable.store import (
+    ChunkRead,
     OutboxRow,
     RunningClaim,
     RunRow,
     StepClaim,
     StepRow,
-    StoredChunks,
     abort_step_txn,
     append_events_txn,
     claim_step_txn,
     load_run_txn,
-    load_state_chunks_txn,
     load_step_txn,
+    read_state_chunks_txn,
     update_run_txn,
     utcnow,
 )
@@ -78,8 +78,9 @@ class ClaimedStep:
     state: str | None
     """The workflow state the step starts from (JSON text; ``None`` only for a damaged run), without
     its journal lists (`chunks`)."""
-    chunks: StoredChunks = field(default_factory=dict)
-    """The state's journal lists as stored (see ``durable/_journal.py``)."""
+    chunks: ChunkRead = field(default_factory=ChunkRead)
+    """The state's journal lists as stored (see ``durable/_journal.py``): all of them, or what was
+    written after the step the claimer said it holds them as of (`StepClaimer.claim`'s ``after_seq``)."""
     loaded: BaseModel | None = None
     """The state already parsed: the object an inline predecessor just committed (saves a parse)."""
     mark: JournalMark | None = None
@@ -102,14 +103,17 @@ class StepClaimer:
         self._dispatcher = dispatcher
         self._publisher = publisher
 
-    def claim(self, run_id: str, seq: int) -> ClaimedStep | StepOutcome:
+    def claim(self, run_id: str, seq: int, *, after_seq: int | None = None) -> ClaimedStep | StepOutcome:
         """Take step ``seq``'s lease, or return why this delivery does nothing.
+
+        ``after_seq``: this worker holds the state's journal lists as of that step's commit
+        (`StateCache`), so only the chunks written since are read.
 
         Raises:
             RunNotFoundError: No such run (a poison message).
             StepNotFoundError: The run has no such step (a poison message).
         """
-        taken = self._claim_running(run_id, seq)
+        taken = self._claim_running(run_id, seq, after_seq=after_seq)
         if taken is not None:
             self._publisher.publish(taken.events, payloads=taken.payloads)
             run, claim = taken.run, taken.claim
@@ -124,14 +128,14 @@ class StepClaimer:
             )
         committed: list[Event] = []
         with self._rt.store.session() as session, session.begin():
-            general = self._claim_general_txn(session, run_id, seq, committed)
+            general = self._claim_general_txn(session, run_id, seq, committed, after_seq=after_seq)
         # Published after the commit: a watcher must never see an event SQL does not have.
         self._publisher.publish(committed)
         if general == StepOutcome.DUPLICATE:
             self._ensure_successor(run_id, seq)
         return general
 
-    def _claim_running(self, run_id: str, seq: int) -> RunningClaim | None:
+    def _claim_running(self, run_id: str, seq: int, *, after_seq: int | None) -> RunningClaim | None:
         """The common case in one transaction: the run is running, the step claimable.
 
         The claim (guarded by the run's status in the same UPDATE), the run read back while
@@ -157,10 +161,11 @@ class StepClaimer:
             lease_seconds=rt.runtime.lease_seconds,
             started=started,
             fresh=fresh,
+            after_seq=after_seq,
         )
 
     def _claim_general_txn(
-        self, session: Session, run_id: str, seq: int, committed: list[Event]
+        self, session: Session, run_id: str, seq: int, committed: list[Event], *, after_seq: int | None
     ) -> ClaimedStep | StepOutcome:
         rt = self._rt
         run = load_run_txn(session, run_id)
@@ -188,7 +193,7 @@ class StepClaimer:
             update_run_txn(session, run_id, status=RunStatus.RUNNING, only_if_status=[RunStatus.PENDING])
         events.append(StepStarted(run_id=run_id, step_seq=seq, step=step.name, attempt=attempt, worker=rt.worker_id))
         committed += append_events_txn(session, events)
-        chunks = load_state_chunks_txn(session, run_id)
+        chunks = read_state_chunks_txn(session, run_id, after_seq=after_seq)
         return ClaimedStep(run=run, seq=seq, name=step.name, attempt=attempt, state=run.state, chunks=chunks)
 
     def _stop_poisoned_txn(

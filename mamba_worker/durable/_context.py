@@ -8,6 +8,7 @@ reports becomes an event committed with the step.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -42,6 +43,8 @@ from mamba_worker.workflows import (
     ToolboxStepContext,
     ToolOutcome,
 )
+
+logger = logging.getLogger(__name__)
 
 
 class DurableStepContext(ToolboxStepContext):
@@ -113,8 +116,17 @@ class DurableStepContext(ToolboxStepContext):
         return self._ledger.deferred
 
     def flush_tool_results(self) -> None:
-        """Write the deferred calls' rows now: the step is not going to commit."""
-        self._ledger.flush()
+        """Write the deferred calls' rows now, for the next attempt to reuse: the step is not going to commit.
+
+        A failure is logged, not raised (the store is down too): those calls then run again, which
+        their tools allow (only idempotent calls are deferred).
+        """
+        try:
+            self._ledger.flush()
+        except Exception as error:
+            logger.warning(
+                "could not record the finished tool calls of run %s step %s: %s", self._run_id, self._seq, error
+            )
 
     async def request(
         self, messages: Sequence[ModelMessage], *, extra_tools: Sequence[ToolDefinition] = ()

@@ -52,6 +52,7 @@ from mamba_worker.durable._journal import JournalMark, StateJournal
 from mamba_worker.durable._lease import StepLease
 from mamba_worker.durable._names import step_task_name
 from mamba_worker.durable._runtime import Runtime
+from mamba_worker.durable._state_cache import HeldState, StateCache, load_claimed_state
 from mamba_worker.durable.errors import (
     LeaseLostError,
     RunCancelledError,
@@ -70,7 +71,6 @@ from mamba_worker.durable.store import (
     update_run_txn,
     utcnow,
 )
-from mamba_worker.errors import ConfigurationError
 from mamba_worker.workflows import Next
 
 logger = logging.getLogger(__name__)
@@ -95,6 +95,7 @@ class StepExecutor:
         inline = frozenset(runtime.runtime.inline_steps)
         self._inline_all = "*" in inline
         self._inline = inline
+        self._held = StateCache(runtime.runtime.state_cache_runs)
 
     @property
     def dispatcher(self) -> Dispatcher:
@@ -107,8 +108,9 @@ class StepExecutor:
         With ``inline_steps`` set, successors that qualify run here too, each committed as its own
         step (the outcome is then the last one's).
         """
+        held = self._held.get(run_id)
         try:
-            claimed = self._claimer.claim(run_id, seq)
+            claimed = self._claimer.claim(run_id, seq, after_seq=None if held is None else held.seq)
         except (RunNotFoundError, StepNotFoundError) as error:
             # A poison message: acknowledged (by returning) and logged; it never blocks the queue.
             logger.error("discarding a step message for an unknown run or step: %s", error)
@@ -121,7 +123,7 @@ class StepExecutor:
             fault(FaultPoint.AFTER_CLAIM)
             inline_ok = budget > 0 and time.monotonic() < chain_deadline
             try:
-                outcome, head, loaded, mark = await self._run_and_commit(claimed, inline_ok=inline_ok)
+                outcome, head, loaded, mark = await self._run_and_commit(claimed, inline_ok=inline_ok, held=held)
             except LeaseLostError as error:
                 logger.warning("%s", error)
                 return StepOutcome.LEASE_LOST
@@ -139,8 +141,12 @@ class StepExecutor:
             self._publisher.publish(outcome.events, payloads=outcome.payloads)
             successor = outcome.next
             if successor is None:
+                self._held.discard(run_id)
                 return StepOutcome.COMMITTED
             if successor.claimed_attempt is None:
+                if mark is not None:
+                    # Kept before the send: the successor may come back to this process at once.
+                    self._held.put(run_id, HeldState(seq=claimed.seq, mark=mark))
                 self._dispatcher.send_stamped(
                     run_id=successor.run_id,
                     seq=successor.seq,
@@ -164,6 +170,7 @@ class StepExecutor:
                 mark=mark,
                 next_event_seq=outcome.next_event_seq,
             )
+            held = None
 
     def _runs_inline(self, workflow: str, step: str) -> bool:
         """Whether ``step`` of ``workflow`` may run right after its predecessor, in the same task."""
@@ -172,7 +179,7 @@ class StepExecutor:
     # -- run and commit ----------------------------------------------------------------------
 
     async def _run_and_commit(
-        self, claimed: ClaimedStep, *, inline_ok: bool
+        self, claimed: ClaimedStep, *, inline_ok: bool, held: HeldState | None
     ) -> tuple[CommitOutcome, str, BaseModel, JournalMark | None]:
         """Run the claimed step and commit it.
 
@@ -182,14 +189,9 @@ class StepExecutor:
         rt = self._rt
         run, seq, name, attempt = claimed.run, claimed.seq, claimed.name, claimed.attempt
         workflow = rt.registry.build_workflow(run.workflow, run.options, rt.prompts)
-        if claimed.state is None:
-            raise ConfigurationError(f"run {run.id!r} has no state to continue from")
         check_run_limits(workflow.config, run.options, run_id=run.id, seq=seq, created_at=run.created_at, now=utcnow())
         journal = StateJournal(workflow)
-        if claimed.loaded is not None:
-            state, mark = claimed.loaded, claimed.mark
-        else:
-            state, mark = journal.load(claimed.state, claimed.chunks)
+        state, mark = load_claimed_state(journal, claimed, held=held, store=rt.store)
         react = getattr(workflow, "react_config", None)
         compaction = getattr(react, "compaction", None) or rt.settings.context
         ratio = getattr(react, "compact_threshold_ratio", 1.0)
@@ -254,16 +256,9 @@ class StepExecutor:
             # finished calls whose rows were left for the commit are written on their own, for the
             # next attempt to reuse (a row the refused commit did write is left as it is). A crash
             # writes nothing: those calls then run again, which their tools allow.
-            self._keep_tool_results(ctx, run_id=run.id, seq=seq)
+            ctx.flush_tool_results()
             raise
         return outcome, split.head, state, split.mark
-
-    @staticmethod
-    def _keep_tool_results(ctx: DurableStepContext, *, run_id: str, seq: int) -> None:
-        try:
-            ctx.flush_tool_results()
-        except Exception as error:  # the store is down too: the calls will run again
-            logger.warning("could not record the finished tool calls of run %s step %s: %s", run_id, seq, error)
 
     # -- the ways a step does not commit -----------------------------------------------------
 

@@ -29,7 +29,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from mamba_worker.durable.store import StateChunk, StoredChunks, joined_state
+from mamba_worker.durable.store import ChunkRead, StateChunk, StoredChunks, joined_state
 from mamba_worker.errors import ConfigurationError
 from mamba_worker.workflows import StepWorkflow
 
@@ -39,6 +39,8 @@ class JournalMark:
     """The items the store holds of each journal list, as the objects in memory."""
 
     written: Mapping[str, tuple[Any, ...]]
+    chunks: Mapping[str, int]
+    """How many chunks the store holds of each list (what `StateJournal.load_after` checks)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -71,6 +73,7 @@ class StateJournal:
         # What `model_dump_json(include={name: ...})` starts with: the list's key, then its items
         # (`joined_state` puts them back under the same key).
         self._prefixes = {name: f"{{{json.dumps(name)}:[" for name in self._fields}
+        self._partial_ok = _validates_items_alone(workflow.state_type, self._fields)
 
     def split(self, state: BaseModel, mark: JournalMark | None) -> SplitState:
         """The state as a commit writes it, given what the store holds (``mark``; ``None``: nothing known)."""
@@ -78,18 +81,22 @@ class StateJournal:
             return SplitState(head=self._workflow.dump_state(state), chunks=[], mark=None)
         chunks: list[StateChunk] = []
         written: dict[str, tuple[Any, ...]] = {}
+        counts: dict[str, int] = {}
         for name in self._fields:
             items: list[Any] = getattr(state, name)
             stored = mark.written.get(name) if mark is not None else None
             if stored is not None and len(items) >= len(stored) and all(map(operator.is_, items, stored)):
+                counts[name] = mark.chunks.get(name, 0) if mark is not None else 0
                 if len(items) > len(stored):
                     chunks.append(StateChunk(field=name, data=self._items(state, name, len(stored), len(items))))
+                    counts[name] += 1
             else:
                 data = self._items(state, name, 0, len(items))
                 chunks.append(StateChunk(field=name, data=data, replace=True))
+                counts[name] = 1  # the list's old chunks are deleted
             written[name] = tuple(items)
         head = state.model_dump_json(exclude=self._exclude)
-        return SplitState(head=head, chunks=chunks, mark=JournalMark(written))
+        return SplitState(head=head, chunks=chunks, mark=JournalMark(written, counts))
 
     def _items(self, state: BaseModel, name: str, start: int, stop: int) -> str:
         """Items ``start:stop`` of list ``name`` as JSON without brackets, serialised as the model does."""
@@ -112,4 +119,50 @@ class StateJournal:
         # A list with no chunk at all is in the head (a run stored before chunks): not marked,
         # so the next commit writes it as chunks.
         written = {name: tuple(getattr(state, name)) for name in self._fields if name in chunks}
-        return state, JournalMark(written)
+        return state, JournalMark(written, {name: len(chunks[name]) for name in written})
+
+    def load_after(self, head: str, read: ChunkRead, held: JournalMark) -> tuple[BaseModel, JournalMark] | None:
+        """The state from ``head``, the lists' items ``held`` and the chunks written since; ``None``: cannot.
+
+        ``held`` is the mark of a commit of this run this process made (`StateCache`), and ``read``
+        the chunks written after it. Only the new items are parsed; the held ones are reused, as an
+        inline successor reuses its predecessor's state (journal items are never changed in place).
+        ``None`` when a list was rewritten since (fewer of its chunks are kept than ``held`` counts),
+        when ``held`` does not cover every list, or when the state type could see the difference:
+        the head and the new items are validated without the old ones, so a validator of the whole
+        model or of a journal list, or list constraints, rule this out.
+        """
+        kept = {name: count for name, count in read.kept.items() if count}
+        if (
+            not self._partial_ok
+            or read.after_seq is None
+            or set(held.written) != set(self._fields)
+            or kept != {name: count for name, count in held.chunks.items() if count}
+        ):
+            return None
+        new = {name: read.chunks.get(name, ()) for name in self._fields}
+        state = self._workflow.load_state(joined_state(head, new))
+        written: dict[str, tuple[Any, ...]] = {}
+        for name in self._fields:
+            written[name] = (*held.written[name], *getattr(state, name))
+            setattr(state, name, list(written[name]))
+        counts = {name: held.chunks[name] + len(new[name]) for name in self._fields}
+        return state, JournalMark(written, counts)
+
+
+def _validates_items_alone(state_type: type[BaseModel], fields: tuple[str, ...]) -> bool:
+    """Whether parsing a state with only some of its journal lists' items gives those items as a whole parse would.
+
+    True for a plain model: each item is validated on its own, and nothing looks at a list as a
+    whole. A model validator, a validator of a journal field, a list constraint (``max_length``),
+    a ``model_post_init`` or validated assignment could each see, or change, the difference.
+    """
+    decorators = state_type.__pydantic_decorators__
+    if decorators.model_validators or state_type.model_config.get("validate_assignment"):
+        return False
+    if state_type.model_post_init is not BaseModel.model_post_init:
+        return False
+    for validator in decorators.field_validators.values():
+        if "*" in validator.info.fields or set(validator.info.fields) & set(fields):
+            return False
+    return not any(state_type.model_fields[name].metadata for name in fields)

@@ -25,8 +25,8 @@ enums stored as their values; times are UTC)::
                  args, result, error, started_at, finished_at
     model_calls  (run_id, seq, attempt, call_index) PK → steps, model_name, usage columns,
                  response (raw, JSON text), superseded, created_at
-    events       (run_id → runs, seq) PK, type, payload (the whole event, JSON text), created_at
-    state_chunks (run_id → runs, field, seq) PK, data: the items one commit (seq; 0 the submit)
+    events       (run_id, seq) PK, type, payload (the whole event, JSON text), created_at
+    state_chunks (run_id, field, seq) PK, data: the items one commit (seq; 0 the submit)
                  appended to one journal list of the run's state (durable._journal), JSON
                  without brackets; runs.state holds the rest of the state
 
@@ -43,10 +43,12 @@ Rules the writers keep (STYLE rules 6 and 7):
 """
 
 from mamba_worker.durable.store._chunks import (
+    ChunkRead,
     StateChunk,
     StoredChunks,
     joined_state,
     load_state_chunks_txn,
+    read_state_chunks_txn,
     write_state_chunks_txn,
 )
 from mamba_worker.durable.store._engine import create_engine, is_postgresql, read_only
@@ -119,6 +121,7 @@ from mamba_worker.durable.store._tables import (
 from mamba_worker.durable.store._types import utcnow
 
 __all__ = [
+    "ChunkRead",
     "EventRow",
     "FirstStep",
     "ModelCallRecord",
@@ -173,6 +176,7 @@ __all__ = [
     "metadata",
     "new_run_id",
     "read_only",
+    "read_state_chunks_txn",
     "record_model_call_txn",
     "record_tool_call_finished_txn",
     "record_tool_call_started_txn",

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -39,7 +40,7 @@ from sqlalchemy import Column, Engine
 from sqlalchemy.exc import DBAPIError
 
 from mamba_client.schemas import Event, RunStarted, RunStatus, StepStarted, StepStatus, Usage
-from mamba_worker.durable.store._chunks import StateChunk, StoredChunks, group_chunks
+from mamba_worker.durable.store._chunks import ChunkRead, StateChunk, group_chunks
 from mamba_worker.durable.store._pg_connections import ThreadConnections
 from mamba_worker.durable.store._pg_sql import (
     CLAIM_FRESH,
@@ -50,6 +51,7 @@ from mamba_worker.durable.store._pg_sql import (
     RUN_COLUMNS,
     START_TOOL_CALL,
     USAGE,
+    spliced_event,
     step_guard,
     step_inserts,
     step_write_once,
@@ -262,6 +264,7 @@ class PgPipeline:
         now: datetime,
         started: Callable[[RunRow, StepClaim], Event | None],
         fresh: StepStarted | None = None,
+        after_seq: int | None = None,
     ) -> RunningClaim | None:
         """The claim and the run read back (one statement), then the event with ``COMMIT``.
 
@@ -276,10 +279,12 @@ class PgPipeline:
             "owner": owner,
             "now": now,
             "expires": now + timedelta(seconds=lease_seconds),
+            # Chunk seqs start at 0 (the submit's): -1 reads them all.
+            "after_seq": -1 if after_seq is None else after_seq,
         }
         if fresh is not None:
             # Most claims: the step its predecessor's commit inserted, never claimed since.
-            head, mid, tail = _spliced_event(fresh)
+            head, mid, tail = spliced_event(fresh)
             # A run's first step starts the run too: its event as `_claim_general_txn` writes it.
             started_run = RunStarted(run_id=run_id, seq=0, ts=fresh.ts)
             run_head, run_tail = started_run.model_dump_json().split('"seq":0', 1)
@@ -296,7 +301,7 @@ class PgPipeline:
             with self._connection(autocommit=True) as conn:
                 row = conn.execute(CLAIM_FRESH, params | template, prepare=True).fetchone()
             if row is not None:
-                run, claim, chunks = self._claimed(row[1:])
+                run, claim, chunks = self._claimed(row[1:], after_seq=after_seq)
                 number = run.next_event_seq - 1
                 events: list[Event] = [fresh.model_copy(update={"seq": number, "step": claim.name})]
                 payloads = [f"{head}{number}{mid}{json.dumps(claim.name, ensure_ascii=False)}{tail}"]
@@ -311,7 +316,7 @@ class PgPipeline:
             if row is None:
                 conn.rollback()
                 return None
-            run, claim, chunks = self._claimed(row)
+            run, claim, chunks = self._claimed(row, after_seq=after_seq)
             built = started(run, claim)
             if built is None:
                 conn.rollback()
@@ -331,12 +336,16 @@ class PgPipeline:
             conn.commit()
         return RunningClaim(run=run, chunks=chunks, claim=claim, events=[numbered], payloads=[payload])
 
-    def _claimed(self, row: Sequence[Any]) -> tuple[RunRow, StepClaim, StoredChunks]:
+    def _claimed(self, row: Sequence[Any], *, after_seq: int | None) -> tuple[RunRow, StepClaim, ChunkRead]:
         """A claim statement's row: the run as the ORM would load it, the claim, the state's chunks."""
         run = loaded_run_row(
-            {column.name: self._decode(column, value) for column, value in zip(RUN_COLUMNS, row[2:-2], strict=True)}
+            {column.name: self._decode(column, value) for column, value in zip(RUN_COLUMNS, row[2:-3], strict=True)}
         )
-        chunks = group_chunks(zip(row[-2] or (), row[-1] or (), strict=True))
+        chunks = ChunkRead(
+            after_seq=after_seq,
+            chunks=group_chunks(zip(row[-3] or (), row[-2] or (), strict=True)),
+            kept=dict(Counter(row[-1] or ())) if after_seq is not None else {},
+        )
         return run, StepClaim(attempt=row[0], name=row[1]), chunks
 
     def _decode(self, column: Column[Any], value: Any) -> Any:
@@ -382,19 +391,3 @@ class PgPipeline:
             finished = conn.execute(*statements[-1], prepare=True)
             conn.commit()
         return finished.rowcount == 1
-
-
-def _spliced_event(event: StepStarted) -> tuple[str, str, str]:
-    """``event``'s JSON cut around its ``seq`` and ``step`` values: ``head + seq + mid + step + tail``.
-
-    `CLAIM_FRESH` puts the two values SQL decides between the parts, so the stored payload is
-    exactly what pydantic would write for the finished event (compact JSON, fields in order).
-    """
-    text = event.model_copy(update={"seq": 0, "step": ""}).model_dump_json()
-    # Keys are never escaped, and a string value containing these would have its quotes escaped.
-    seq_at, step_at = text.index('"seq":0'), text.index('"step":""')
-    if not seq_at < step_at:
-        raise ValueError(f"unexpected field order in {type(event).__name__}'s JSON: {text}")
-    head = text[: seq_at + len('"seq":')]
-    mid = text[seq_at + len('"seq":0') : step_at + len('"step":')]
-    return head, mid, text[step_at + len('"step":""') :]

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, assert_never
 
+from mamba_client.schemas import StepStarted
 from mamba_worker.durable.store._step_write import ToolCallResult
 from mamba_worker.durable.store._tables import RUNS
 
@@ -191,11 +192,16 @@ _CLAIM = (
     "r AS (UPDATE runs SET next_event_seq = next_event_seq + 1 WHERE id = %(run_id)s "
     f"AND EXISTS (SELECT 1 FROM c) RETURNING {', '.join(column.name for column in RUN_COLUMNS)})"
 )
-_CLAIMED_COLUMNS = f"c.attempt, c.name, {', '.join('r.' + column.name for column in RUN_COLUMNS)}, ch.fields, ch.data"
-# `load_state_chunks_txn`: the state's journal lists, in the same round trip.
+_CLAIMED_COLUMNS = (
+    f"c.attempt, c.name, {', '.join('r.' + column.name for column in RUN_COLUMNS)}, ch.fields, ch.data, ch.kept"
+)
+# `read_state_chunks_txn`: the state's journal lists, in the same round trip: the chunks written
+# after step %(after_seq)s (-1: all), and one field name per chunk up to it (their count per field).
 _CHUNKS = (
-    "LEFT JOIN LATERAL (SELECT array_agg(field ORDER BY field, seq) AS fields, "
-    "array_agg(data ORDER BY field, seq) AS data FROM state_chunks WHERE run_id = %(run_id)s) AS ch ON true"
+    "LEFT JOIN LATERAL (SELECT array_agg(field ORDER BY field, seq) FILTER (WHERE seq > %(after_seq)s) AS fields, "
+    "array_agg(data ORDER BY field, seq) FILTER (WHERE seq > %(after_seq)s) AS data, "
+    "array_agg(field) FILTER (WHERE seq <= %(after_seq)s) AS kept "
+    "FROM state_chunks WHERE run_id = %(run_id)s) AS ch ON true"
 )
 _CLAIMED = f"SELECT {_CLAIMED_COLUMNS} FROM c JOIN r ON true {_CHUNKS}"
 
@@ -304,3 +310,19 @@ def tool_result_params(results: Sequence[ToolCallResult]) -> dict[str, Any]:
         "tool_args": [done.call.args for done in results],
         "tool_results": [done.result for done in results],
     }
+
+
+def spliced_event(event: StepStarted) -> tuple[str, str, str]:
+    """``event``'s JSON cut around its ``seq`` and ``step`` values: ``head + seq + mid + step + tail``.
+
+    `CLAIM_FRESH` puts the two values SQL decides between the parts, so the stored payload is
+    exactly what pydantic would write for the finished event (compact JSON, fields in order).
+    """
+    text = event.model_copy(update={"seq": 0, "step": ""}).model_dump_json()
+    # Keys are never escaped, and a string value containing these would have its quotes escaped.
+    seq_at, step_at = text.index('"seq":0'), text.index('"step":""')
+    if not seq_at < step_at:
+        raise ValueError(f"unexpected field order in {type(event).__name__}'s JSON: {text}")
+    head = text[: seq_at + len('"seq":')]
+    mid = text[seq_at + len('"seq":0') : step_at + len('"step":')]
+    return head, mid, text[step_at + len('"step":""') :]

@@ -27,7 +27,7 @@ from pydantic import JsonValue
 from sqlmodel import Session
 
 from mamba_client.schemas import ErrorBody, Event, RunStatus, Usage
-from mamba_worker.durable.store._chunks import StateChunk, StoredChunks, write_state_chunks_txn
+from mamba_worker.durable.store._chunks import ChunkRead, StateChunk, write_state_chunks_txn
 from mamba_worker.durable.store._events import insert_numbered_events_txn
 from mamba_worker.durable.store._outbox import insert_outbox_txn
 from mamba_worker.durable.store._runs import UNSET, Unset, advance_run_txn
@@ -101,8 +101,8 @@ class RunningClaim:
 
     run: RunRow
     """The run as of the claim (state included)."""
-    chunks: StoredChunks
-    """The run's state chunks (its journal lists), as of the claim."""
+    chunks: ChunkRead
+    """The run's state chunks (its journal lists) as of the claim: all, or those after ``after_seq``."""
     claim: StepClaim
     events: Sequence[Event]
     """What the claim wrote, numbered: ``step.started``, after ``run.started`` when it started the run."""

@@ -11,7 +11,7 @@ from sqlmodel import Session
 from sqlmodel import select as orm_select
 
 from mamba_client.schemas import Event, EventAdapter, Run, RunPage, RunStatus, StepRecord, StepStatus
-from mamba_worker.durable.store._chunks import joined_state, load_state_chunks_txn
+from mamba_worker.durable.store._chunks import StoredChunks, joined_state, load_state_chunks_txn
 from mamba_worker.durable.store._convert import STEP_COLUMNS, decode_cursor, encode_cursor, run_select, to_run, to_step
 from mamba_worker.durable.store._engine import read_only
 from mamba_worker.durable.store._runs import load_run_txn, load_run_view_txn
@@ -91,6 +91,11 @@ class RunStore(StepWriter):
             head = load_run_txn(session, run_id).state
             chunks = load_state_chunks_txn(session, run_id)
         return None if head is None else joined_state(head, chunks)
+
+    def get_state_chunks(self, run_id: str) -> StoredChunks:
+        """The run's state chunks (its journal lists) as of its last commit; empty for an unknown run."""
+        with self._read() as session:
+            return load_state_chunks_txn(session, run_id)
 
     def get_run_by_idempotency_key(self, idempotency_key: str) -> Run | None:
         """The run submitted with this idempotency key, if any."""

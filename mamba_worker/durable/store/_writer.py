@@ -18,7 +18,7 @@ from sqlmodel import Session
 
 from mamba_client.schemas import Event, StepStarted
 from mamba_worker.durable.errors import RunNotFoundError
-from mamba_worker.durable.store._chunks import load_state_chunks_txn
+from mamba_worker.durable.store._chunks import read_state_chunks_txn
 from mamba_worker.durable.store._engine import is_postgresql
 from mamba_worker.durable.store._events import insert_numbered_events_txn
 from mamba_worker.durable.store._ledger import (
@@ -109,6 +109,7 @@ class StepWriter:
         lease_seconds: float,
         started: Callable[[RunRow, StepClaim], Event | None],
         fresh: StepStarted | None = None,
+        after_seq: int | None = None,
         now: datetime | None = None,
     ) -> RunningClaim | None:
         """Claim a running run's step, read the run and record ``started``'s event, in one transaction.
@@ -123,11 +124,21 @@ class StepWriter:
         then claimed with its event in one statement, without calling ``started``; a run's first
         step is claimed there too, from the run still ``pending``, which the statement starts
         (``run.started`` first, as the general path writes it).
+
+        ``after_seq``: the caller holds the state's journal lists as of that step's commit; only the
+        chunks written since are read (`ChunkRead`).
         """
         now = now or utcnow()
         if self._pipeline is not None:
             return self._pipeline.claim_running_step(
-                run_id=run_id, seq=seq, owner=owner, lease_seconds=lease_seconds, now=now, started=started, fresh=fresh
+                run_id=run_id,
+                seq=seq,
+                owner=owner,
+                lease_seconds=lease_seconds,
+                now=now,
+                started=started,
+                fresh=fresh,
+                after_seq=after_seq,
             )
         try:
             with self.session() as session, session.begin():
@@ -144,7 +155,7 @@ class StepWriter:
                 numbered = event.model_copy(update={"seq": first})
                 payload = numbered.model_dump_json()
                 insert_numbered_events_txn(session, [numbered], [payload])
-                chunks = load_state_chunks_txn(session, run_id)
+                chunks = read_state_chunks_txn(session, run_id, after_seq=after_seq)
         except _Refused:
             return None
         return RunningClaim(run=run, chunks=chunks, claim=claim, events=[numbered], payloads=[payload])

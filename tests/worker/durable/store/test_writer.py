@@ -27,6 +27,7 @@ from mamba_client.schemas import (
     Usage,
 )
 from mamba_worker.durable.store import (
+    ChunkRead,
     ModelCallRecord,
     RunRow,
     RunStore,
@@ -365,7 +366,7 @@ def test_a_running_runs_step_is_claimed_with_its_event(store: RunStore, make_run
 
     assert taken is not None
     assert (taken.claim.name, taken.claim.attempt, taken.event.seq) == ("think", 1, 1)
-    assert taken.chunks == {"messages": ['"a"', '"b"']}
+    assert taken.chunks == ChunkRead(chunks={"messages": ['"a"', '"b"']})
     [(run, _)] = seen
     # The run is read as the ORM would load it: typed columns decoded.
     assert (run.status, run.state, run.tools, run.created_at.tzinfo) == (RunStatus.RUNNING, '{"s": 0}', [], UTC)
