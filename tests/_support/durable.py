@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ import redis
 import sqlalchemy as sa
 from kombu.exceptions import OperationalError
 from pydantic import SecretStr
+from pydantic_ai.messages import ModelMessage, ModelMessagesTypeAdapter
 from pydantic_ai.models import Model
 from sqlalchemy.engine import make_url
 
@@ -32,6 +33,7 @@ from mamba_worker.durable import EmbeddedRuntime, FaultPoint, Registry, RunServi
 from mamba_worker.durable._dispatch import Dispatcher
 from mamba_worker.durable.store import RunStore, utcnow
 from mamba_worker.tools import FilesystemSecurity
+from mamba_worker.workflows import ReActState
 from tests._support.wait import wait_until
 
 FAST: dict[str, Any] = {
@@ -336,6 +338,18 @@ class Harness:
     async def drive(self, run_id: str) -> list[StepOutcome]:
         """Execute steps until the run settles."""
         return await drive(self.executor, self.store, run_id)
+
+
+def stored_history(store: RunStore, run_id: str) -> list[object]:
+    """The run's stored ReAct message history, as JSON (to compare with what its model was asked)."""
+    document = store.get_state(run_id)
+    assert document is not None, f"run {run_id} has no state"
+    return messages_json(ReActState.model_validate_json(document).messages)
+
+
+def messages_json(messages: Sequence[ModelMessage]) -> list[object]:
+    """``messages`` as JSON, as the state stores them."""
+    return ModelMessagesTypeAdapter.dump_python(list(messages), mode="json")
 
 
 def event_types(events: list[Event]) -> list[str]:

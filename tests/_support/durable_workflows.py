@@ -123,6 +123,16 @@ def answer(text: str, *, call_id: str = "final", tokens: tuple[int, int] = (10, 
     return call("final_answer", {"answer": text}, call_id=call_id, tokens=tokens)
 
 
+def answer_recording(asked: list[list[ModelMessage]], text: str) -> Callable[[list[ModelMessage]], ModelResponse]:
+    """A `Script` move that keeps the messages the model was asked with (in ``asked``), then answers ``text``."""
+
+    def move(messages: list[ModelMessage]) -> ModelResponse:
+        asked.append(list(messages))
+        return answer(text)
+
+    return move
+
+
 def say(text: str, *, tokens: tuple[int, int] = (10, 5)) -> ModelResponse:
     """A plain text response (no tool call)."""
     return ModelResponse(parts=[TextPart(content=text)], usage=usage(*tokens), model_name="scripted")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from pydantic_ai.messages import ModelMessage, ModelMessagesTypeAdapter, ModelRequest, ModelResponse, UserPromptPart
+from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, UserPromptPart
 
 from mamba_client.schemas import RunStatus
 from mamba_worker.config import CompactionConfig
@@ -11,8 +11,8 @@ from mamba_worker.durable._journal import JournalMark, StateJournal
 from mamba_worker.durable.store import StateChunk
 from mamba_worker.errors import ConfigurationError
 from mamba_worker.workflows import ReActState, ReActWorkflow
-from tests._support.durable import BACKENDS, Harness, RuntimeFactory
-from tests._support.durable_workflows import CountState, CountWorkflow, Script, answer, call
+from tests._support.durable import BACKENDS, Harness, RuntimeFactory, messages_json, stored_history
+from tests._support.durable_workflows import CountState, CountWorkflow, Script, answer, answer_recording, call
 
 
 def _journal() -> StateJournal:
@@ -136,21 +136,12 @@ def _stored_state(h: Harness, run_id: str) -> ReActState:
     return ReActState.model_validate_json(document)
 
 
-def _dumped(messages: list[ModelMessage]) -> list[object]:
-    return ModelMessagesTypeAdapter.dump_python(messages, mode="json")
-
-
 @pytest.mark.parametrize("db", BACKENDS, indirect=True)
 @pytest.mark.parametrize("inline", [False, True], ids=["hop", "inline"])
 async def test_a_compacted_runs_stored_history_is_what_its_model_saw(factory: RuntimeFactory, inline: bool) -> None:
     seen: list[list[ModelMessage]] = []
-
-    def final(messages: list[ModelMessage]) -> object:
-        seen.append(list(messages))
-        return answer("5")
-
     compaction = CompactionConfig(trigger_threshold_tokens=300, target_tokens=200, preserve_recent_turns=1)
-    script = Script([call("dt_add", {"a": 2, "b": 3}, call_id="c1"), final])
+    script = Script([call("dt_add", {"a": 2, "b": 3}, call_id="c1"), answer_recording(seen, "5")])
     h = factory.harness(agent={"context": compaction}, inline_steps=["*"] if inline else [])
     run_id = h.submit(model=factory.model("scripted", script.model), tools=["dt_add"])
 
@@ -160,7 +151,7 @@ async def test_a_compacted_runs_stored_history_is_what_its_model_saw(factory: Ru
     assert "compact" in [s.name for s in h.service.steps(run_id)]
     stored = _stored_state(h, run_id)
     asked = len(seen[-1])
-    assert _dumped(stored.messages[:asked]) == _dumped(seen[-1])
+    assert stored_history(h.store, run_id)[:asked] == messages_json(seen[-1])
     reply = stored.messages[asked]
     assert isinstance(reply, ModelResponse) and [c.args for c in reply.tool_calls] == [{"answer": "5"}]
     assert stored.final_answer == "5"
@@ -197,12 +188,7 @@ async def test_a_run_stored_before_chunks_continues_from_its_whole_state(factory
     from mamba_worker.durable.store._tables import RUNS
 
     seen: list[list[ModelMessage]] = []
-
-    def final(messages: list[ModelMessage]) -> object:
-        seen.append(list(messages))
-        return answer("5")
-
-    script = Script([call("dt_add", {"a": 2, "b": 3}, call_id="c1"), final])
+    script = Script([call("dt_add", {"a": 2, "b": 3}, call_id="c1"), answer_recording(seen, "5")])
     h = factory.harness()
     run_id = h.submit(model=factory.model("scripted", script.model), tools=["dt_add"])
     for _ in range(3):  # think, act, observe
@@ -216,5 +202,5 @@ async def test_a_run_stored_before_chunks_continues_from_its_whole_state(factory
     await h.drive(run_id)
 
     assert h.service.get(run_id).output == "5"
-    assert _dumped(seen[-1]) == _dumped(whole.messages)
-    assert _dumped(_stored_state(h, run_id).messages[: len(whole.messages)]) == _dumped(whole.messages)
+    assert messages_json(seen[-1]) == messages_json(whole.messages)
+    assert stored_history(h.store, run_id)[: len(whole.messages)] == messages_json(whole.messages)

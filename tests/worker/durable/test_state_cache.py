@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 from pydantic import model_validator
-from pydantic_ai.messages import ModelMessage, ModelMessagesTypeAdapter, ModelRequest, UserPromptPart
+from pydantic_ai.messages import ModelMessage, ModelRequest, UserPromptPart
 
 from mamba_client.schemas import RunStatus
 from mamba_worker.config import CompactionConfig
@@ -14,8 +14,8 @@ from mamba_worker.durable._journal import JournalMark, StateJournal
 from mamba_worker.durable._state_cache import HeldState, StateCache
 from mamba_worker.durable.store import ChunkRead, StateChunk
 from mamba_worker.workflows import ReActState, ReActWorkflow, ScratchpadEntry
-from tests._support.durable import BACKENDS, Harness, RuntimeFactory
-from tests._support.durable_workflows import Script, answer, call
+from tests._support.durable import BACKENDS, Harness, RuntimeFactory, messages_json, stored_history
+from tests._support.durable_workflows import Script, answer_recording, call
 
 
 def _said(text: str) -> ModelRequest:
@@ -145,21 +145,11 @@ def reads(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     return results
 
 
-def _dumped(messages: list[ModelMessage]) -> list[object]:
-    return ModelMessagesTypeAdapter.dump_python(messages, mode="json")
-
-
 @pytest.mark.parametrize("db", BACKENDS, indirect=True)
 async def test_workers_taking_turns_read_only_what_the_other_wrote(factory: RuntimeFactory, reads: list[bool]) -> None:
-    seen: list[list[ModelMessage]] = []
-
-    def final(messages: list[ModelMessage]) -> object:
-        seen.append(list(messages))
-        return answer("9")
-
-    script = Script(
-        [call("dt_add", {"a": 2, "b": 3}, call_id="c1"), call("dt_add", {"a": 5, "b": 4}, call_id="c2"), final]
-    )
+    asked: list[list[ModelMessage]] = []
+    first, second = call("dt_add", {"a": 2, "b": 3}, call_id="c1"), call("dt_add", {"a": 5, "b": 4}, call_id="c2")
+    script = Script([first, second, answer_recording(asked, "9")])
     workers = [factory.harness(), factory.harness()]
     run_id = workers[0].submit(model=factory.model("scripted", script.model), tools=["dt_add"])
 
@@ -168,22 +158,14 @@ async def test_workers_taking_turns_read_only_what_the_other_wrote(factory: Runt
     assert workers[0].service.get(run_id).status == RunStatus.SUCCEEDED
     # Each worker's claims after its first step of the run reused what it held.
     assert reads and all(reads)
-    stored = workers[1].store.get_state(run_id)
-    assert stored is not None
-    history = ReActState.model_validate_json(stored).messages
-    assert _dumped(history[: len(seen[-1])]) == _dumped(seen[-1])
+    assert stored_history(workers[1].store, run_id)[: len(asked[-1])] == messages_json(asked[-1])
 
 
 @pytest.mark.parametrize("db", BACKENDS, indirect=True)
 async def test_a_history_the_other_worker_compacted_is_read_whole(factory: RuntimeFactory, reads: list[bool]) -> None:
-    seen: list[list[ModelMessage]] = []
-
-    def final(messages: list[ModelMessage]) -> object:
-        seen.append(list(messages))
-        return answer("5")
-
+    asked: list[list[ModelMessage]] = []
     compaction = CompactionConfig(trigger_threshold_tokens=300, target_tokens=200, preserve_recent_turns=1)
-    script = Script([call("dt_add", {"a": 2, "b": 3}, call_id="c1"), final])
+    script = Script([call("dt_add", {"a": 2, "b": 3}, call_id="c1"), answer_recording(asked, "5")])
     workers = [factory.harness(agent={"context": compaction}), factory.harness(agent={"context": compaction})]
     run_id = workers[0].submit(model=factory.model("scripted", script.model), tools=["dt_add"])
 
@@ -192,7 +174,4 @@ async def test_a_history_the_other_worker_compacted_is_read_whole(factory: Runti
     assert "compact" in [s.name for s in workers[0].service.steps(run_id)]
     # The worker after the compaction held the history from before it: read whole instead.
     assert False in reads
-    stored = workers[0].store.get_state(run_id)
-    assert stored is not None
-    history = ReActState.model_validate_json(stored).messages
-    assert _dumped(history[: len(seen[-1])]) == _dumped(seen[-1])
+    assert stored_history(workers[0].store, run_id)[: len(asked[-1])] == messages_json(asked[-1])
