@@ -97,10 +97,11 @@ class RuntimeSettings(BaseModel):
     max_inline_seconds: float = Field(default=300.0, gt=0)
     """A chain of inline steps also hands back to the broker once it has run this long, so one
     delivery never outlives the broker's visibility timeout (an hour, or ten leases, on Redis)."""
-    state_cache_runs: int = Field(default=64, ge=0)
-    """Runs whose state a worker process keeps after committing one of their steps, so that its next
-    claim of a step of the run reads and parses only what later steps added (LRU; ``0``: off). The
-    memory is the runs' message histories, which the state holds anyway while a step runs."""
+    state_cache_mb: float = Field(default=64.0, ge=0)
+    """Megabytes of run state (its message histories, counted as stored JSON) a worker process keeps
+    after committing a step, so that its next claim of a step of the same run reads and parses only
+    what later steps added. Least recently used runs go first; ``0`` turns it off. The objects take
+    a few times their JSON in memory."""
 
     @field_validator("routes")
     @classmethod

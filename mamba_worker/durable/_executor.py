@@ -95,7 +95,7 @@ class StepExecutor:
         inline = frozenset(runtime.runtime.inline_steps)
         self._inline_all = "*" in inline
         self._inline = inline
-        self._held = StateCache(runtime.runtime.state_cache_runs)
+        self._held = StateCache(int(runtime.runtime.state_cache_mb * 1_000_000))
 
     @property
     def dispatcher(self) -> Dispatcher:

@@ -41,6 +41,13 @@ class JournalMark:
     written: Mapping[str, tuple[Any, ...]]
     chunks: Mapping[str, int]
     """How many chunks the store holds of each list (what `StateJournal.load_after` checks)."""
+    sizes: Mapping[str, int]
+    """Each list's stored JSON, in characters (what `StateCache` budgets)."""
+
+    @property
+    def size(self) -> int:
+        """All the lists' stored JSON, in characters."""
+        return sum(self.sizes.values())
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,21 +89,25 @@ class StateJournal:
         chunks: list[StateChunk] = []
         written: dict[str, tuple[Any, ...]] = {}
         counts: dict[str, int] = {}
+        sizes: dict[str, int] = {}
         for name in self._fields:
             items: list[Any] = getattr(state, name)
             stored = mark.written.get(name) if mark is not None else None
             if stored is not None and len(items) >= len(stored) and all(map(operator.is_, items, stored)):
-                counts[name] = mark.chunks.get(name, 0) if mark is not None else 0
+                assert mark is not None
+                counts[name], sizes[name] = mark.chunks.get(name, 0), mark.sizes.get(name, 0)
                 if len(items) > len(stored):
-                    chunks.append(StateChunk(field=name, data=self._items(state, name, len(stored), len(items))))
+                    data = self._items(state, name, len(stored), len(items))
+                    chunks.append(StateChunk(field=name, data=data))
                     counts[name] += 1
+                    sizes[name] += len(data)
             else:
                 data = self._items(state, name, 0, len(items))
                 chunks.append(StateChunk(field=name, data=data, replace=True))
-                counts[name] = 1  # the list's old chunks are deleted
+                counts[name], sizes[name] = 1, len(data)  # the list's old chunks are deleted
             written[name] = tuple(items)
         head = state.model_dump_json(exclude=self._exclude)
-        return SplitState(head=head, chunks=chunks, mark=JournalMark(written, counts))
+        return SplitState(head=head, chunks=chunks, mark=JournalMark(written, counts, sizes))
 
     def _items(self, state: BaseModel, name: str, start: int, stop: int) -> str:
         """Items ``start:stop`` of list ``name`` as JSON without brackets, serialised as the model does."""
@@ -119,7 +130,8 @@ class StateJournal:
         # A list with no chunk at all is in the head (a run stored before chunks): not marked,
         # so the next commit writes it as chunks.
         written = {name: tuple(getattr(state, name)) for name in self._fields if name in chunks}
-        return state, JournalMark(written, {name: len(chunks[name]) for name in written})
+        counts = {name: len(chunks[name]) for name in written}
+        return state, JournalMark(written, counts, {name: sum(map(len, chunks[name])) for name in written})
 
     def load_after(self, head: str, read: ChunkRead, held: JournalMark) -> tuple[BaseModel, JournalMark] | None:
         """The state from ``head``, the lists' items ``held`` and the chunks written since; ``None``: cannot.
@@ -147,7 +159,8 @@ class StateJournal:
             written[name] = (*held.written[name], *getattr(state, name))
             setattr(state, name, list(written[name]))
         counts = {name: held.chunks[name] + len(new[name]) for name in self._fields}
-        return state, JournalMark(written, counts)
+        sizes = {name: held.sizes.get(name, 0) + sum(map(len, new[name])) for name in self._fields}
+        return state, JournalMark(written, counts, sizes)
 
 
 def _validates_items_alone(state_type: type[BaseModel], fields: tuple[str, ...]) -> bool:

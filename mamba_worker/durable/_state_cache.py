@@ -10,7 +10,8 @@ reused (`StateJournal.load_after`), as an inline successor reuses its predecesso
 
 Nothing here is needed for correctness. A miss (another process committed the rest, the run was
 evicted, a list was rewritten since, the state type validates its lists as a whole) reads every
-chunk, as without the cache.
+chunk, as without the cache. The cache is bounded by the size of what it holds
+(`runtime.state_cache_mb`).
 """
 
 from __future__ import annotations
@@ -40,14 +41,23 @@ class HeldState:
 class StateCache:
     """The `HeldState` of the runs this process committed a step of most recently (LRU, thread-safe).
 
+    Bounded by the held lists' size as stored (`JournalMark.size`, JSON characters), the measure
+    of a history's weight the store already has; a run bigger than the whole budget is not kept.
+
     Args:
-        size: Runs kept; 0 keeps none.
+        max_chars: The budget; 0 keeps nothing.
     """
 
-    def __init__(self, size: int) -> None:
-        self._size = size
+    def __init__(self, max_chars: int) -> None:
+        self._max_chars = max_chars
         self._held: OrderedDict[str, HeldState] = OrderedDict()
+        self._chars = 0
         self._lock = threading.Lock()
+
+    @property
+    def chars(self) -> int:
+        """What the kept runs' lists take as stored, in JSON characters."""
+        return self._chars
 
     def get(self, run_id: str) -> HeldState | None:
         """What this process holds of run ``run_id``, if anything."""
@@ -58,23 +68,30 @@ class StateCache:
             return held
 
     def put(self, run_id: str, held: HeldState) -> None:
-        """Keep ``held`` for run ``run_id`` (replacing what was kept), evicting the least recent run."""
-        if self._size <= 0:
-            return
+        """Keep ``held`` for run ``run_id`` (replacing what was kept), evicting the least recent runs."""
         with self._lock:
+            self._drop(run_id)
+            if self._max_chars <= 0 or held.mark.size > self._max_chars:
+                return
             self._held[run_id] = held
-            self._held.move_to_end(run_id)
-            while len(self._held) > self._size:
-                self._held.popitem(last=False)
+            self._chars += held.mark.size
+            while self._chars > self._max_chars:
+                oldest = next(iter(self._held))
+                self._drop(oldest)
 
     def discard(self, run_id: str) -> None:
         """Forget run ``run_id`` (it ended)."""
         with self._lock:
-            self._held.pop(run_id, None)
+            self._drop(run_id)
 
     def __len__(self) -> int:
         with self._lock:
             return len(self._held)
+
+    def _drop(self, run_id: str) -> None:
+        dropped = self._held.pop(run_id, None)
+        if dropped is not None:
+            self._chars -= dropped.mark.size
 
 
 def load_claimed_state(

@@ -50,7 +50,24 @@ def test_a_state_read_after_a_held_commit_equals_the_state_committed() -> None:
 
     assert loaded is not None
     assert loaded[0] == state
-    assert loaded[1].chunks == {"messages": 2, "scratchpad": 2}
+
+
+def test_a_read_from_what_is_held_marks_what_a_whole_read_marks() -> None:
+    journal = StateJournal(ReActWorkflow())
+    state = ReActState(task="t", messages=[_said("a")], scratchpad=[ScratchpadEntry(entry_type="thought", content="1")])
+    first = journal.split(state, None)
+    state.messages.append(_said("b"))
+    second = journal.split(state, first.mark)
+    assert first.mark is not None and second.mark is not None
+    stored = _by_field(first.chunks + second.chunks)
+
+    loaded = journal.load_after(
+        second.head, ChunkRead(after_seq=1, chunks=_by_field(second.chunks), kept=dict(first.mark.chunks)), first.mark
+    )
+    _, whole = journal.load(second.head, stored)
+
+    assert loaded is not None and whole is not None
+    assert (loaded[1].chunks, loaded[1].sizes) == (whole.chunks, whole.sizes) == (second.mark.chunks, second.mark.sizes)
 
 
 def test_the_held_items_are_reused_and_only_the_new_ones_parsed() -> None:
@@ -92,26 +109,35 @@ def test_a_state_type_that_validates_its_history_as_a_whole_is_read_whole() -> N
     assert journal.load_after(head, ChunkRead(after_seq=1, chunks=newer, kept=dict(held.chunks)), held) is None
 
 
-def test_the_cache_forgets_the_least_recently_used_run_beyond_its_size() -> None:
-    cache = StateCache(2)
-    mark = JournalMark({}, {})
-    cache.put("a", HeldState(seq=1, mark=mark))
-    cache.put("b", HeldState(seq=1, mark=mark))
+def _held(chars: int) -> HeldState:
+    return HeldState(seq=1, mark=JournalMark({"messages": ()}, {"messages": 1}, {"messages": chars}))
+
+
+def test_the_cache_forgets_the_least_recently_used_runs_beyond_its_budget() -> None:
+    cache = StateCache(100)
+    cache.put("a", _held(40))
+    cache.put("b", _held(40))
     assert cache.get("a") is not None  # "a" is now the more recent
 
-    cache.put("c", HeldState(seq=1, mark=mark))
+    cache.put("c", _held(40))
 
-    assert (cache.get("a"), cache.get("b"), cache.get("c")) == (
-        HeldState(seq=1, mark=mark),
-        None,
-        HeldState(seq=1, mark=mark),
-    )
+    assert (cache.get("a"), cache.get("b"), cache.get("c")) == (_held(40), None, _held(40))
+    assert cache.chars == 80
 
 
-def test_a_cache_of_size_zero_keeps_nothing() -> None:
+def test_a_run_bigger_than_the_whole_budget_is_not_kept() -> None:
+    cache = StateCache(100)
+    cache.put("a", _held(40))
+
+    cache.put("a", _held(101))
+
+    assert (cache.get("a"), cache.chars) == (None, 0)
+
+
+def test_a_cache_with_no_budget_keeps_nothing() -> None:
     cache = StateCache(0)
 
-    cache.put("a", HeldState(seq=1, mark=JournalMark({}, {})))
+    cache.put("a", _held(0))
 
     assert len(cache) == 0
 
