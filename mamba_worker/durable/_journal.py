@@ -171,11 +171,13 @@ def _validates_items_alone(state_type: type[BaseModel], fields: tuple[str, ...])
     a ``model_post_init`` or validated assignment could each see, or change, the difference.
     """
     decorators = state_type.__pydantic_decorators__
-    if decorators.model_validators or state_type.model_config.get("validate_assignment"):
+    if decorators.model_validators or decorators.root_validators or state_type.model_config.get("validate_assignment"):
         return False
     if state_type.model_post_init is not BaseModel.model_post_init:
         return False
-    for validator in decorators.field_validators.values():
-        if "*" in validator.info.fields or set(validator.info.fields) & set(fields):
-            return False
+    # Field validators, and pydantic 1-style ``@validator``s, of a journal field (or of every field).
+    named = [v.info.fields for v in decorators.field_validators.values()]
+    named += [v.info.fields for v in decorators.validators.values()]
+    if any("*" in names or set(names) & set(fields) for names in named):
+        return False
     return not any(state_type.model_fields[name].metadata for name in fields)

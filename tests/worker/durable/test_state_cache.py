@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from pydantic import model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_ai.messages import ModelMessage, ModelRequest, UserPromptPart
 
 from mamba_client.schemas import RunStatus
@@ -92,17 +92,37 @@ def test_a_list_rewritten_since_the_held_commit_is_not_read_from_what_is_held() 
     assert journal.load_after(head, read, held) is None
 
 
-def test_a_state_type_that_validates_its_history_as_a_whole_is_read_whole() -> None:
-    class CheckedState(ReActState):
-        @model_validator(mode="after")
-        def _starts_with_a_request(self) -> CheckedState:
-            if self.messages and not isinstance(self.messages[0], ModelRequest):
-                raise ValueError("the history must start with a request")
-            return self
+class _ModelChecked(ReActState):
+    @model_validator(mode="after")
+    def _starts_with_a_request(self) -> _ModelChecked:
+        if self.messages and not isinstance(self.messages[0], ModelRequest):
+            raise ValueError("the history must start with a request")
+        return self
 
+
+class _HistoryChecked(ReActState):
+    @field_validator("messages")
+    @classmethod
+    def _not_empty(cls, messages: list[ModelMessage]) -> list[ModelMessage]:
+        if not messages:
+            raise ValueError("a history is never empty")
+        return messages
+
+
+class _HistoryBounded(ReActState):
+    messages: list[ModelMessage] = Field(default_factory=list, max_length=1000)
+
+
+@pytest.mark.parametrize(
+    "state_type",
+    [_ModelChecked, _HistoryChecked, _HistoryBounded],
+    ids=["model-validator", "field-validator", "max-length"],
+)
+def test_a_state_type_that_could_see_a_partial_history_is_read_whole(state_type: type[ReActState]) -> None:
     class Checked(ReActWorkflow):
-        state_type = CheckedState
+        pass
 
+    Checked.state_type = state_type
     journal = StateJournal(Checked())
     _, held, head, newer = _two_commits(journal)
 
