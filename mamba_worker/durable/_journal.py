@@ -21,6 +21,7 @@ chunks is not marked, so the first commit rewrites it.
 
 from __future__ import annotations
 
+import functools
 import json
 import operator
 from collections.abc import Mapping
@@ -163,12 +164,14 @@ class StateJournal:
         return state, JournalMark(written, counts, sizes)
 
 
+@functools.cache
 def _validates_items_alone(state_type: type[BaseModel], fields: tuple[str, ...]) -> bool:
     """Whether parsing a state with only some of its journal lists' items gives those items as a whole parse would.
 
     True for a plain model: each item is validated on its own, and nothing looks at a list as a
     whole. A model validator, a validator of a journal field, a list constraint (``max_length``),
     a ``model_post_init`` or validated assignment could each see, or change, the difference.
+    Cached per state type: a journal is built for every step.
     """
     decorators = state_type.__pydantic_decorators__
     if decorators.model_validators or decorators.root_validators or state_type.model_config.get("validate_assignment"):
