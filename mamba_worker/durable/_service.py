@@ -45,10 +45,7 @@ from mamba_worker.durable.store import (
     abort_step_txn,
     append_events_txn,
     expire_lease_txn,
-    insert_submitted_run_txn,
-    load_run_by_idempotency_key_txn,
     load_run_txn,
-    load_run_view_txn,
     load_step_txn,
     new_run_id,
     record_tool_call_finished_txn,
@@ -122,31 +119,18 @@ class RunService:
         task_name = step_task_name(request.workflow, workflow.initial_step)
         split = StateJournal(workflow).split(state, None)
         # The commit stamps the first step's outbox row sent under this task id (one transaction
-        # per submit, not two), and the run is read back inside it.
+        # per submit, not two).
         first = FirstStep(name=workflow.initial_step, task_name=task_name, task_id=new_task_id(run_id, 1))
-        with rt.store.session() as session, session.begin():
-            committed = insert_submitted_run_txn(
-                session,
-                request,
-                run_id=run_id,
-                queue=queue,
-                priority=priority,
-                state=split.head,
-                chunks=split.chunks,
-                first=first,
-            )
-            if committed is None:
-                # Another submit with this key won: it sends the first step (or the reconciler does).
-                winner = load_run_by_idempotency_key_txn(session, request.idempotency_key or "")
-                assert winner is not None
-                run_id = winner.id
-            run = load_run_view_txn(session, run_id)
-        if committed is not None:
-            self._publisher.publish(committed)
+        submitted = rt.store.insert_submitted_run(
+            request, run_id=run_id, queue=queue, priority=priority, state=split.head, chunks=split.chunks, first=first
+        )
+        if submitted.events is not None:
+            self._publisher.publish(submitted.events)
             self._dispatcher.send_stamped(
                 run_id=run_id, seq=1, task_name=task_name, queue=queue, task_id=first.task_id, priority=priority
             )
-        return run
+        # else another submit with this key won: it sends the first step (or the reconciler does).
+        return submitted.run
 
     def _same_request(self, existing: Run, request: SubmitRun) -> Run:
         if existing.workflow != request.workflow or existing.input != request.input:

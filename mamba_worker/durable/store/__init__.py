@@ -107,7 +107,7 @@ from mamba_worker.durable.store._steps import (
     reset_step_txn,
 )
 from mamba_worker.durable.store._store import RunStore
-from mamba_worker.durable.store._submit import FirstStep, insert_submitted_run_txn
+from mamba_worker.durable.store._submit import FirstStep, SubmittedRun, insert_submitted_run_txn
 from mamba_worker.durable.store._tables import (
     EventRow,
     ModelCallRow,
@@ -138,6 +138,7 @@ __all__ = [
     "StepWrite",
     "StepWritten",
     "StoredChunks",
+    "SubmittedRun",
     "SuccessorWrite",
     "ToolCallRecord",
     "ToolCallResult",

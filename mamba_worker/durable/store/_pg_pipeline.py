@@ -355,6 +355,11 @@ class PgPipeline:
             processor = self._processors[column.name] = column.type.result_processor(self._dialect, None)
         return value if processor is None else processor(value)
 
+    def execute_once(self, statement: str, params: dict[str, Any]) -> None:
+        """One autocommitted, server-prepared statement on this thread's connection (a submit's)."""
+        with self._connection(autocommit=True) as conn:
+            conn.execute(statement, params, prepare=True)
+
     def record_model_call(self, record: ModelCallRecord) -> bool:
         """`record_model_call_txn` as one autocommitted statement; whether the row was new."""
         params = {

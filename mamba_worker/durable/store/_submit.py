@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 
 from sqlmodel import Session
 
-from mamba_client.schemas import Event, RunSubmitted, SubmitRun
+from mamba_client.schemas import Event, Run, RunStatus, RunSubmitted, SubmitRun, Usage
 from mamba_worker.durable.store._chunks import StateChunk, write_state_chunks_txn
 from mamba_worker.durable.store._events import insert_events_txn
 from mamba_worker.durable.store._outbox import insert_outbox_txn
 from mamba_worker.durable.store._runs import insert_run_txn
 from mamba_worker.durable.store._steps import insert_step_txn
+from mamba_worker.durable.store._types import utcnow
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -27,6 +29,41 @@ class FirstStep:
     """The message's task id: the outbox row is stamped sent under it; the caller sends it after the commit."""
 
 
+@dataclass(frozen=True, kw_only=True)
+class SubmittedRun:
+    """What a submit wrote (`StepWriter.insert_submitted_run`)."""
+
+    run: Run
+    """The run as the API shows it: the new one, or the run that holds the submit's idempotency key."""
+    events: list[Event] | None
+    """The events written (``run.submitted``); ``None``: nothing was, another run holds the key."""
+
+
+def submitted_run_view(
+    submit: SubmitRun, *, run_id: str, queue: str, priority: int | None, first: FirstStep, now: datetime
+) -> Run:
+    """The run a submit just inserted, as `load_run_view_txn` would read it back (without the read)."""
+    return Run(
+        id=run_id,
+        workflow=submit.workflow,
+        status=RunStatus.PENDING,
+        input=submit.input,
+        model=submit.model,
+        tools=submit.tools,
+        options=submit.options,
+        queue=queue,
+        priority=priority,
+        metadata=submit.metadata,
+        idempotency_key=submit.idempotency_key,
+        usage=Usage(),
+        current_seq=1,
+        current_step=first.name,
+        current_attempt=0,
+        created_at=now,
+        updated_at=now,
+    )
+
+
 def insert_submitted_run_txn(
     session: Session,
     submit: SubmitRun,
@@ -37,6 +74,7 @@ def insert_submitted_run_txn(
     state: str,
     chunks: Sequence[StateChunk],
     first: FirstStep,
+    now: datetime | None = None,
 ) -> list[Event] | None:
     """Insert a submitted run; returns the events written, or ``None`` when another run holds its idempotency key.
 
@@ -55,13 +93,23 @@ def insert_submitted_run_txn(
         state: The state document's head (`StateJournal.split`).
         chunks: The state's journal lists.
         first: The first step and its message.
+        now: The time to record (default: now).
     """
+    now = now or utcnow()
     if not insert_run_txn(
-        session, submit, run_id=run_id, queue=queue, priority=priority, state=state, last_seq=1, reserved_events=1
+        session,
+        submit,
+        run_id=run_id,
+        queue=queue,
+        priority=priority,
+        state=state,
+        last_seq=1,
+        reserved_events=1,
+        now=now,
     ):
         return None
     write_state_chunks_txn(session, run_id, 0, [replace(chunk, replace=False) for chunk in chunks])
-    insert_step_txn(session, run_id=run_id, seq=1, name=first.name, bump_last_seq=False)
+    insert_step_txn(session, run_id=run_id, seq=1, name=first.name, bump_last_seq=False, now=now)
     insert_outbox_txn(
         session,
         run_id=run_id,
@@ -70,6 +118,7 @@ def insert_submitted_run_txn(
         queue=queue,
         priority=priority,
         dispatching_as=first.task_id,
+        now=now,
     )
     submitted = RunSubmitted(
         run_id=run_id, workflow=submit.workflow, input=submit.input, model=submit.model, queue=queue, priority=priority

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from mamba_client.schemas import Event, StepStarted
+from mamba_client.schemas import Event, StepStarted, SubmitRun
 from mamba_worker.durable.errors import RunNotFoundError
-from mamba_worker.durable.store._chunks import read_state_chunks_txn
+from mamba_worker.durable.store._chunks import StateChunk, read_state_chunks_txn
 from mamba_worker.durable.store._engine import is_postgresql
 from mamba_worker.durable.store._events import insert_numbered_events_txn
 from mamba_worker.durable.store._ledger import (
@@ -27,7 +27,11 @@ from mamba_worker.durable.store._ledger import (
     record_tool_call_started_txn,
     restart_tool_call_txn,
 )
-from mamba_worker.durable.store._runs import reserve_events_txn
+from mamba_worker.durable.store._runs import (
+    load_run_by_idempotency_key_txn,
+    load_run_view_txn,
+    reserve_events_txn,
+)
 from mamba_worker.durable.store._step_write import (
     ModelCallRecord,
     RunningClaim,
@@ -40,6 +44,12 @@ from mamba_worker.durable.store._step_write import (
     write_step_txn,
 )
 from mamba_worker.durable.store._steps import StepClaim, claim_running_step_txn
+from mamba_worker.durable.store._submit import (
+    FirstStep,
+    SubmittedRun,
+    insert_submitted_run_txn,
+    submitted_run_view,
+)
 from mamba_worker.durable.store._tables import RunRow
 from mamba_worker.durable.store._types import utcnow
 
@@ -79,6 +89,61 @@ class StepWriter:
     def pipelined(self) -> bool:
         """Whether the hot-path writes go through `PgPipeline` (PostgreSQL with psycopg)."""
         return self._pipeline is not None
+
+    def insert_submitted_run(
+        self,
+        submit: SubmitRun,
+        *,
+        run_id: str,
+        queue: str,
+        priority: int | None,
+        state: str,
+        chunks: Sequence[StateChunk],
+        first: FirstStep,
+        now: datetime | None = None,
+    ) -> SubmittedRun:
+        """A submit's rows (`insert_submitted_run_txn`) in one transaction, and the run as the API shows it.
+
+        With an idempotency key another run may already hold, nothing is written and the run
+        returned is that one. The new run is not read back: its view is what was inserted.
+        """
+        now = now or utcnow()
+        view = submitted_run_view(submit, run_id=run_id, queue=queue, priority=priority, first=first, now=now)
+        if self._pipeline is not None and submit.idempotency_key is None:
+            # Imported here, as `PgPipeline` is: psycopg is the ``postgres`` extra.
+            from mamba_worker.durable.store._pg_submit import SUBMIT_RUN, submit_params
+
+            params, events = submit_params(
+                submit,
+                dialect=self._engine.dialect,
+                run_id=run_id,
+                queue=queue,
+                priority=priority,
+                state=state,
+                chunks=chunks,
+                first=first,
+                now=now,
+            )
+            self._pipeline.execute_once(SUBMIT_RUN, params)
+            return SubmittedRun(run=view, events=events)
+        with self.session() as session, session.begin():
+            written = insert_submitted_run_txn(
+                session,
+                submit,
+                run_id=run_id,
+                queue=queue,
+                priority=priority,
+                state=state,
+                chunks=chunks,
+                first=first,
+                now=now,
+            )
+            if written is not None:
+                return SubmittedRun(run=view, events=written)
+            # Another submit with this key won (on PostgreSQL the insert waited for its commit).
+            winner = load_run_by_idempotency_key_txn(session, submit.idempotency_key or "")
+            assert winner is not None
+            return SubmittedRun(run=load_run_view_txn(session, winner.id), events=None)
 
     def write_step(self, write: StepWrite) -> StepWritten | WriteRefused:
         """Commit a step's rows (`StepWrite`) in one transaction; nothing is written on `WriteRefused`."""

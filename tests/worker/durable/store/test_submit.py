@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from sqlmodel import select
 
 from mamba_client.schemas import Event, RunStatus, RunSubmitted, StepStatus, SubmitRun
 from mamba_worker.durable.store import (
     FirstStep,
     OutboxRow,
+    RunRow,
     RunStore,
     StateChunk,
+    StateChunkRow,
+    SubmittedRun,
     insert_submitted_run_txn,
     load_run_view_txn,
 )
@@ -58,3 +63,76 @@ def test_a_submit_whose_idempotency_key_is_taken_writes_nothing(store: RunStore)
 
     assert [run.id for run in store.list_runs().items] == ["r1"]
     assert store.get_events("r1")[-1].seq == 1
+
+
+def _insert(store: RunStore, run_id: str, submit: SubmitRun) -> SubmittedRun:
+    return store.insert_submitted_run(
+        submit,
+        run_id=run_id,
+        queue="mamba",
+        priority=3,
+        state='{"task":"hi"}',
+        chunks=[StateChunk(field="messages", data='{"kind":"request"}', replace=True)],
+        first=FIRST,
+        now=NOW,
+    )
+
+
+NOW = datetime(2026, 11, 26, 12, 0, 0, 123456, tzinfo=UTC)
+
+
+def _rows(store: RunStore, run_id: str) -> dict[str, object]:
+    """Every row a submit writes for ``run_id``, as the ORM reads them, without the run's id."""
+    with store.session() as session:
+        run = session.exec(select(RunRow).where(RunRow.id == run_id)).one().model_dump(exclude={"id"})
+        step = store.get_step_row(run_id, 1).model_dump(exclude={"run_id"})
+        outbox = session.exec(select(OutboxRow).where(OutboxRow.run_id == run_id)).one().model_dump(exclude={"run_id"})
+        chunks = [
+            (c.field, c.seq, c.data) for c in session.exec(select(StateChunkRow).where(StateChunkRow.run_id == run_id))
+        ]
+    events = [event.model_dump(exclude={"run_id", "ts"}) for event in store.get_events(run_id)]
+    return {"run": run, "step": step, "outbox": outbox, "chunks": chunks, "events": events}
+
+
+def test_a_submit_through_the_store_writes_the_rows_the_transaction_writes(store: RunStore) -> None:
+    # On PostgreSQL a submit without a key is one statement of its own (`_pg_submit`); the rows
+    # must be the portable writer's, value for value.
+    submit = SubmitRun(input="hi", model="offline", tools=["read_file"], metadata={"team": "a"})
+    with store.session() as session, session.begin():
+        insert_submitted_run_txn(
+            session,
+            submit,
+            run_id="by-txn",
+            queue="mamba",
+            priority=3,
+            state='{"task":"hi"}',
+            chunks=[StateChunk(field="messages", data='{"kind":"request"}', replace=True)],
+            first=FIRST,
+            now=NOW,
+        )
+
+    written = _insert(store, "by-store", submit)
+
+    assert written.events is not None
+    assert [event.seq for event in written.events] == [1]
+    assert _rows(store, "by-store") == _rows(store, "by-txn")
+
+
+def test_a_submit_returns_the_run_as_it_reads_back(store: RunStore) -> None:
+    submit = SubmitRun(input="hi", model="offline", tools=["read_file"], metadata={"team": "a"})
+
+    written = _insert(store, "r1", submit)
+
+    assert written.run == store.get_run("r1")
+
+
+def test_a_submit_whose_key_another_run_holds_returns_that_run_and_writes_nothing(store: RunStore) -> None:
+    submit = SubmitRun(input="hi", model="offline", idempotency_key="job-1")
+    first = _insert(store, "r1", submit)
+
+    second = _insert(store, "r2", submit)
+
+    assert first.events is not None
+    assert second.events is None
+    assert second.run == store.get_run("r1")
+    assert [run.id for run in store.list_runs().items] == ["r1"]
