@@ -28,6 +28,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, assert_never
 
+from pydantic import TypeAdapter
+
 from mamba_client.schemas import (
     ErrorBody,
     Event,
@@ -240,8 +242,9 @@ def _committed(commit: StepCommit, *, next_step: str | None) -> StepCommitted:
     )
 
 
+_ANY: TypeAdapter[Any] = TypeAdapter(Any)
+
+
 def _jsonable(value: Any) -> Any:
     """Outputs are JSON documents: pydantic models and dataclasses are dumped, the rest kept."""
-    from pydantic import TypeAdapter
-
-    return TypeAdapter(Any).dump_python(value, mode="json")
+    return _ANY.dump_python(value, mode="json")

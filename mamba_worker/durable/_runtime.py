@@ -60,7 +60,7 @@ class Runtime:
         self._pid = os.getpid()
         self.worker_id = _new_worker_id()
         self._models: dict[tuple[str, int], Model] = {}
-        self._sandboxes: dict[Path, FilesystemSecurity] = {}
+        self._sandboxes: dict[Path | str, FilesystemSecurity] = {}
         self._lock = threading.Lock()
 
     def model(self, name: str | None) -> Model:
@@ -85,10 +85,11 @@ class Runtime:
 
     def sandbox(self) -> FilesystemSecurity:
         """The sandbox built-in tools run in (built once per base directory: every step asks)."""
-        base = self.runtime.tool_sandbox or Path.cwd()
+        # Keyed by the directory's text: `Path.cwd()` on every step cost more than the rest of this.
+        base = self.runtime.tool_sandbox or os.getcwd()
         sandbox = self._sandboxes.get(base)
         if sandbox is None:
-            sandbox = self._sandboxes[base] = FilesystemSecurity(sandbox_mode=True, base_directory=base)
+            sandbox = self._sandboxes[base] = FilesystemSecurity(sandbox_mode=True, base_directory=Path(base))
         return sandbox
 
     def dispose(self) -> None:
