@@ -27,9 +27,18 @@ USAGE = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_toke
 RUN_COLUMNS = tuple(RUNS.c)
 """Every column of ``runs``, in the order `CLAIM_RUNNING` returns them (after the claim's two)."""
 
-_HELD = (
-    "run_id = %(run_id)s AND seq = %(seq)s AND status = 'running' AND lease_owner = %(owner)s AND attempt = %(attempt)s"
+# The step is found by its primary key and locked, and only then checked held (by whom, which
+# attempt): with the guard's columns in the scan's own ``WHERE``, the planner's generic plan for
+# the prepared statement used the ``status`` indexes of ``steps`` and ``runs`` (rare ``'running'``
+# in the statistics), a scan that grows with every running step and run. `_LOCKED_RUN` likewise.
+_LOCKED_STEP = (
+    "ls AS (SELECT status, lease_owner, attempt FROM steps WHERE run_id = %(run_id)s AND seq = %(seq)s FOR UPDATE)"
 )
+_HELD = "EXISTS (SELECT 1 FROM ls WHERE status = 'running' AND lease_owner = %(owner)s AND attempt = %(attempt)s)"
+_LOCKED_RUN = (
+    "lr AS (SELECT status, cancel_requested, next_event_seq FROM runs WHERE id = %(run_id)s AND {after} FOR UPDATE)"
+)
+_RUNNING = "EXISTS (SELECT 1 FROM lr WHERE status = 'running' AND cancel_requested IS false{more})"
 
 
 @functools.cache
@@ -42,10 +51,10 @@ def step_guard(run_sets: tuple[str, ...]) -> str:
     its transaction, which the caller commits only when both guards held.
     """
     return (
-        "WITH s AS (UPDATE steps SET status = 'committed', lease_owner = NULL, lease_expires_at = NULL, "
-        f"finished_at = %(now)s WHERE {_HELD} RETURNING 1), "
-        f"r AS (UPDATE runs SET {', '.join(run_sets)} WHERE id = %(run_id)s AND status = 'running' "
-        "AND cancel_requested IS false AND EXISTS (SELECT 1 FROM s) "
+        f"WITH {_LOCKED_STEP}, s AS (UPDATE steps SET status = 'committed', lease_owner = NULL, "
+        "lease_expires_at = NULL, finished_at = %(now)s WHERE run_id = %(run_id)s AND seq = %(seq)s "
+        f"AND {_HELD} RETURNING 1), {_LOCKED_RUN.format(after='EXISTS (SELECT 1 FROM s)')}, "
+        f"r AS (UPDATE runs SET {', '.join(run_sets)} WHERE id = %(run_id)s AND {_RUNNING.format(more='')} "
         f"RETURNING next_event_seq, {', '.join(USAGE)}) "
         f"SELECT (SELECT count(*) FROM s), r.next_event_seq, {', '.join('r.' + name for name in USAGE)} "
         "FROM (SELECT 1) AS one LEFT JOIN r ON true"
@@ -75,12 +84,12 @@ def step_write_once(
     """
     ctes = [_FINISH_TOOL_CALLS] if tool_results else []
     ctes += [
-        f"ls AS (SELECT 1 FROM steps WHERE {_HELD} FOR UPDATE)",
-        "lr AS (SELECT 1 FROM runs WHERE id = %(run_id)s AND status = 'running' AND cancel_requested IS false "
-        "AND next_event_seq = %(expected_seq)s AND EXISTS (SELECT 1 FROM ls) FOR UPDATE)",
+        _LOCKED_STEP,
+        _LOCKED_RUN.format(after=_HELD),
         "s AS (UPDATE steps SET status = 'committed', lease_owner = NULL, lease_expires_at = NULL, "
-        "finished_at = %(now)s WHERE run_id = %(run_id)s AND seq = %(seq)s AND EXISTS (SELECT 1 FROM lr) "
-        "RETURNING 1)",
+        "finished_at = %(now)s WHERE run_id = %(run_id)s AND seq = %(seq)s AND "
+        + _RUNNING.format(more=" AND next_event_seq = %(expected_seq)s")
+        + " RETURNING 1)",
         f"r AS (UPDATE runs SET {', '.join(run_sets)} WHERE id = %(run_id)s AND EXISTS (SELECT 1 FROM s) "
         f"RETURNING next_event_seq, {', '.join(USAGE)})",
     ]
@@ -179,11 +188,18 @@ INSERT_EVENT = (
 )
 
 _CLAIM_STEP = (
-    # `claim_running_step_txn`: the claim ({which}), guarded by the run's status ({run}).
+    # `claim_running_step_txn`: the claim ({which}), guarded by the run's status ({run}). The step
+    # and the run are found by primary key and checked after (``cs``, ``rs``), as the commit's guards
+    # are (`_LOCKED_STEP`): a generic plan must never scan a status index for them. The step is
+    # locked first, as by every writer; a concurrent claim's row is read as that claim left it.
+    # MATERIALIZED: inlined into the EXISTS below, the status test would be the scan's again.
+    "rs AS MATERIALIZED (SELECT status, cancel_requested FROM runs WHERE id = %(run_id)s), "
+    "cs AS (SELECT status, attempt, lease_expires_at FROM steps WHERE run_id = %(run_id)s AND seq = %(seq)s "
+    "FOR UPDATE), "
     "c AS (UPDATE steps SET status = 'running', lease_owner = %(owner)s, lease_expires_at = %(expires)s, "
-    "attempt = attempt + 1, started_at = %(now)s WHERE run_id = %(run_id)s AND seq = %(seq)s AND {which} "
-    "AND EXISTS (SELECT 1 FROM runs WHERE runs.id = steps.run_id AND runs.status {run} "
-    "AND runs.cancel_requested IS false) RETURNING attempt, name)"
+    "attempt = attempt + 1, started_at = %(now)s WHERE run_id = %(run_id)s AND seq = %(seq)s "
+    "AND EXISTS (SELECT 1 FROM cs WHERE {which}) "
+    "AND EXISTS (SELECT 1 FROM rs WHERE status {run} AND cancel_requested IS false) RETURNING attempt, name)"
 )
 _CLAIM = (
     _CLAIM_STEP.replace("{run}", "= 'running'") + ", "
