@@ -10,6 +10,7 @@ because a forked child (a prefork pool process) must never use its parent's sock
 from __future__ import annotations
 
 import os
+import select
 import threading
 import weakref
 from typing import Any, cast
@@ -46,11 +47,18 @@ class ThreadConnections:
         """The calling thread's connection, opened on first use (or after `drop`, or in a new process)."""
         held: _Held | None = getattr(self._held, "held", None)
         if held is not None and not held.conn.closed and held.pid == os.getpid():
-            if held.generation == self._generation:
+            if held.generation != self._generation:
+                # Another thread's connection died (a server restart kills them all): replace
+                # this one before it fails a write of its own.
+                self.drop(held.conn)
+            elif _spoken_to(held.conn):
+                # The server wrote to this idle connection: a restart's "terminating connection",
+                # then its end. Replaced before a write fails on it (a step would retry, a submit
+                # has none), with every other thread's and the pool's, as after a failed write.
+                self.lost(held.conn)
+                self._engine.dispose()
+            else:
                 return held.conn
-            # Another thread's connection died (a server restart kills them all): replace this
-            # one before it fails a write of its own.
-            self.drop(held.conn)
         pooled = self._engine.raw_connection()
         conn = cast("psycopg.Connection[Any]", pooled.driver_connection)
         pooled.detach()
@@ -91,6 +99,18 @@ class _Held:
 
     def __init__(self, conn: psycopg.Connection[Any], pid: int, generation: int) -> None:
         self.conn, self.pid, self.generation = conn, pid, generation
+
+
+def _spoken_to(conn: psycopg.Connection[Any]) -> bool:
+    """Whether the server wrote to this idle connection: it never does unasked, but to end it.
+
+    A poll of the socket with no wait (no round trip); where ``poll`` is missing (Windows), no.
+    """
+    if not hasattr(select, "poll"):
+        return False
+    poller = select.poll()
+    poller.register(conn.fileno(), select.POLLIN)
+    return bool(poller.poll(0))
 
 
 def _close_one(opened: _Opened, lock: threading.Lock, pid: int, conn: psycopg.Connection[Any]) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,6 +46,7 @@ from mamba_worker.durable.store import (
     update_run_txn,
     write_state_chunks_txn,
 )
+from tests._support.wait import wait_until
 from tests.worker.durable.store.conftest import MakeRun
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
@@ -596,18 +598,33 @@ def test_a_calls_start_is_recorded_on_its_own_and_a_later_attempt_takes_it_over(
 
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
-def test_a_lost_postgresql_connection_fails_one_write_and_the_next_one_reconnects(
+def test_a_connection_lost_mid_write_fails_that_write_and_the_next_one_reconnects(
     store: RunStore, make_run: MakeRun, engine: Engine
 ) -> None:
-    run_id = _running(store, make_run)
+    from concurrent.futures import ThreadPoolExecutor
+
+    first, second = _running(store, make_run), _running(store, make_run)
     assert store.pipelined
+    writer = ThreadPoolExecutor(max_workers=1)  # both writes on one thread, hence one connection
+    try:
+        with pytest.raises(DBAPIError) as raised:
+            _lose_connection_mid_write(engine, first, lambda: writer.submit(store.write_step, _next(first)).result(20))
+
+        assert raised.value.connection_invalidated or "terminat" in str(raised.value).lower()
+        assert isinstance(writer.submit(store.write_step, _next(second)).result(20), StepWritten)
+    finally:
+        writer.shutdown()
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_a_connection_the_server_ended_while_idle_is_replaced_without_failing_a_write(
+    store: RunStore, make_run: MakeRun, engine: Engine
+) -> None:
+    first, second = _running(store, make_run), _running(store, make_run)
+    assert isinstance(store.write_step(_next(first)), StepWritten)  # this thread's connection is open
     _kill_connections(engine)
 
-    with pytest.raises(DBAPIError) as raised:
-        store.write_step(_next(run_id))
-
-    assert raised.value.connection_invalidated or "terminat" in str(raised.value).lower()
-    assert isinstance(store.write_step(_next(run_id)), StepWritten)
+    assert isinstance(store.write_step(_next(second)), StepWritten)
 
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
@@ -705,15 +722,48 @@ def test_a_forked_child_writes_on_a_connection_of_its_own_and_leaves_its_parents
 
 
 def _kill_connections(engine: Engine) -> None:
-    """Kill every connection to the engine's database, as a server restart would."""
+    """Kill every connection to the engine's database, as a server restart would, and wait until they are gone."""
+    query = "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
     with sa.create_engine(engine.url, poolclass=sa.NullPool).connect() as admin:
-        admin.execute(
-            sa.text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
-        )
+        admin.execute(sa.text(f"SELECT pg_terminate_backend(pid) {query}"))
         admin.commit()
+
+        def gone() -> bool:
+            rows = admin.execute(sa.text(f"SELECT 1 {query}")).all()
+            admin.commit()  # a fresh snapshot of pg_stat_activity on each poll
+            return not rows
+
+        wait_until(gone, what="the database's other server processes to end")
+
+
+def _lose_connection_mid_write(engine: Engine, run_id: str, write: Callable[[], object]) -> None:
+    """Run ``write`` (a step commit of ``run_id``) while its server process is killed mid-statement.
+
+    The run's row is held locked, so the commit waits on it; its server process is then ended,
+    as a restart ends it, and the write fails with the connection, not before it.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    locker = sa.create_engine(engine.url, poolclass=sa.NullPool)
+    with locker.connect() as holder, locker.connect() as admin, ThreadPoolExecutor(max_workers=1) as pool:
+        holder.execute(sa.text("SELECT 1 FROM runs WHERE id = :id FOR UPDATE"), {"id": run_id})
+        pending = pool.submit(write)
+
+        def waiting() -> int | None:
+            pid = admin.execute(
+                sa.text(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            ).scalar()
+            admin.commit()  # a fresh snapshot of pg_stat_activity on each poll
+            return pid
+
+        pid = wait_until(waiting, what="the commit to wait on the run's lock")
+        admin.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        admin.commit()
+        holder.rollback()
+        pending.result(20)
+    locker.dispose()
 
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
@@ -724,15 +774,22 @@ def test_once_one_thread_finds_its_connection_dead_the_others_replace_theirs_bef
 
     runs = [_running(store, make_run) for _ in range(4)]
     first, second = ThreadPoolExecutor(max_workers=1), ThreadPoolExecutor(max_workers=1)  # a thread each
+    connections = store._pipeline._connections  # type: ignore[union-attr]  # each thread's connection
     try:
         assert isinstance(first.submit(store.write_step, _next(runs[0])).result(20), StepWritten)
         assert isinstance(second.submit(store.write_step, _next(runs[1])).result(20), StepWritten)
-        _kill_connections(engine)
+        seconds = second.submit(connections.get).result(20)
 
         with pytest.raises(DBAPIError):
-            first.submit(store.write_step, _next(runs[2])).result(20)
-        # The second thread's connection died too; it is replaced before this write, not after it fails.
+            _lose_connection_mid_write(
+                engine, runs[2], lambda: first.submit(store.write_step, _next(runs[2])).result(20)
+            )
+
+        # The second thread's connection is alive and silent, but opened before the first one
+        # was found dead (a restart ends them all): it is replaced before its next write.
         assert isinstance(second.submit(store.write_step, _next(runs[3])).result(20), StepWritten)
+        assert second.submit(connections.get).result(20) is not seconds
+        assert seconds.closed
     finally:
         first.shutdown()
         second.shutdown()
