@@ -188,17 +188,15 @@ INSERT_EVENT = (
 )
 
 _CLAIM_STEP = (
-    # `claim_running_step_txn`: the claim ({which}), guarded by the run's status ({run}). The step
-    # and the run are found by primary key and checked after (``cs``, ``rs``), as the commit's guards
-    # are (`_LOCKED_STEP`): a generic plan must never scan a status index for them. The step is
-    # locked first, as by every writer; a concurrent claim's row is read as that claim left it.
+    # `claim_running_step_txn`: the claim ({which}), guarded by the run's status ({run}). The run is
+    # found by primary key and checked after (``rs``), as the commit's guards are (`_LOCKED_STEP`):
+    # a generic plan must never scan a status index for it. The step's own test stays in the
+    # ``UPDATE``'s ``WHERE``: a claim that waited on a concurrent one re-tests it on the row that
+    # claim left, so only one of them claims.
     # MATERIALIZED: inlined into the EXISTS below, the status test would be the scan's again.
     "rs AS MATERIALIZED (SELECT status, cancel_requested FROM runs WHERE id = %(run_id)s), "
-    "cs AS (SELECT status, attempt, lease_expires_at FROM steps WHERE run_id = %(run_id)s AND seq = %(seq)s "
-    "FOR UPDATE), "
     "c AS (UPDATE steps SET status = 'running', lease_owner = %(owner)s, lease_expires_at = %(expires)s, "
-    "attempt = attempt + 1, started_at = %(now)s WHERE run_id = %(run_id)s AND seq = %(seq)s "
-    "AND EXISTS (SELECT 1 FROM cs WHERE {which}) "
+    "attempt = attempt + 1, started_at = %(now)s WHERE run_id = %(run_id)s AND seq = %(seq)s AND {which} "
     "AND EXISTS (SELECT 1 FROM rs WHERE status {run} AND cancel_requested IS false) RETURNING attempt, name)"
 )
 _CLAIM = (
