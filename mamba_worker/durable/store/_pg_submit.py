@@ -25,7 +25,8 @@ from mamba_worker.durable.store._submit import FirstStep
 from mamba_worker.durable.store._tables import RUNS
 from mamba_worker.durable.store._types import JSONText
 
-_RUN_VALUES = {
+RUN_VALUES = {
+    # Every column of ``runs`` (``test_pg_sql.py`` keeps it so): what a new run holds.
     "id": "%(run_id)s",
     "workflow": "%(workflow)s",
     "status": f"'{RunStatus.PENDING.value}'",
@@ -57,13 +58,12 @@ _RUN_VALUES = {
     "updated_at": "%(now)s",
     "finished_at": "NULL",
 }
-assert set(_RUN_VALUES) == {column.name for column in RUNS.c}, "every column of runs, and only those"
 
 # The run first: the step's and the outbox row's foreign keys are checked at the statement's end,
 # when every CTE has run. A new run has no chunks to replace (no delete), and the outbox row is
 # stamped dispatched under the first message's task id (the caller sends it after the commit).
 SUBMIT_RUN = (
-    f"WITH r AS (INSERT INTO runs ({', '.join(_RUN_VALUES)}) VALUES ({', '.join(_RUN_VALUES.values())})), "
+    f"WITH r AS (INSERT INTO runs ({', '.join(RUN_VALUES)}) VALUES ({', '.join(RUN_VALUES.values())})), "
     "ch AS (INSERT INTO state_chunks (run_id, field, seq, data) SELECT %(run_id)s, c.field, 0, c.data "
     "FROM unnest(%(chunk_fields)b::text[], %(chunk_data)b::text[]) AS c(field, data)), "
     "st AS (INSERT INTO steps (run_id, seq, name, status, attempt, lease_owner, lease_expires_at, started_at, "

@@ -8,7 +8,8 @@ import pytest
 import sqlalchemy as sa
 
 from mamba_client.schemas import RunStatus, StepStatus, ToolCallStatus
-from mamba_worker.durable.store import _pg_sql
+from mamba_worker.durable.store import _pg_sql, _pg_submit
+from mamba_worker.durable.store._tables import RUNS
 from tests.worker.durable.store.conftest import MakeRun
 
 STATEMENTS = {
@@ -23,6 +24,7 @@ STATEMENTS = {
     "START_AND_FINISH_TOOL_CALL": _pg_sql.START_AND_FINISH_TOOL_CALL,
     "RESTART_TOOL_CALL": _pg_sql.RESTART_TOOL_CALL,
     "FINISH_TOOL_CALL": _pg_sql.FINISH_TOOL_CALL,
+    "SUBMIT_RUN": _pg_submit.SUBMIT_RUN,
 }
 STATUSES = {status.value for enum in (RunStatus, StepStatus, ToolCallStatus) for status in enum}
 
@@ -81,3 +83,7 @@ def test_a_per_step_statement_finds_its_rows_by_primary_key(engine: sa.Engine, m
     scans = set(re.findall(r"Index (?:Only )?Scan (?:using|on) (\w+)", plan))
     assert all(scan.startswith("pk_") for scan in scans), plan
     assert "Seq Scan" not in plan, plan
+
+
+def test_a_submit_writes_every_column_of_runs() -> None:
+    assert list(_pg_submit.RUN_VALUES) == [column.name for column in RUNS.c]
