@@ -42,18 +42,21 @@ class SubmittedRun:
 def submitted_run_view(
     submit: SubmitRun, *, run_id: str, queue: str, priority: int | None, first: FirstStep, now: datetime
 ) -> Run:
-    """The run a submit just inserted, as `load_run_view_txn` would read it back (without the read)."""
+    """The run a submit just inserted, as `load_run_view_txn` would read it back (without the read).
+
+    Its lists and options are copies, as a read would give: never the caller's own objects.
+    """
     return Run(
         id=run_id,
         workflow=submit.workflow,
         status=RunStatus.PENDING,
         input=submit.input,
         model=submit.model,
-        tools=submit.tools,
-        options=submit.options,
+        tools=list(submit.tools),
+        options=submit.options.model_copy(deep=True),
         queue=queue,
         priority=priority,
-        metadata=submit.metadata,
+        metadata=dict(submit.metadata),
         idempotency_key=submit.idempotency_key,
         usage=Usage(),
         current_seq=1,

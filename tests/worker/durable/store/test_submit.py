@@ -136,3 +136,13 @@ def test_a_submit_whose_key_another_run_holds_returns_that_run_and_writes_nothin
     assert second.events is None
     assert second.run == store.get_run("r1")
     assert [run.id for run in store.list_runs().items] == ["r1"]
+
+
+def test_the_run_a_submit_returns_shares_nothing_with_the_request(store: RunStore) -> None:
+    submit = SubmitRun(input="hi", model="offline", tools=["read_file"], metadata={"team": "a"})
+
+    run = _insert(store, "r1", submit).run
+
+    assert run.options is not submit.options
+    assert run.tools is not submit.tools
+    assert run.metadata is not submit.metadata
