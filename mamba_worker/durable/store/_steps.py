@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, bindparam, exists, insert, or_, update
+from sqlalchemy import ColumnElement, and_, bindparam, exists, insert, or_, select, update
 from sqlmodel import Session
 
 from mamba_client.schemas import ErrorBody, RunStatus, StepStatus
@@ -160,18 +160,17 @@ def heartbeat_txn(
 ) -> bool:
     """Extend the lease to ``now + lease_seconds``; ``False`` when the caller no longer holds it.
 
-    ``UPDATE ... WHERE run_id AND seq AND status = 'running' AND lease_owner = :owner AND attempt =
-    :attempt``. Only the holder of this attempt can extend it, so a repeated heartbeat just moves
-    the same deadline again, and a worker whose lease was taken over learns it (and should stop).
+    ``UPDATE ... WHERE run_id AND seq`` and, read from the step locked first, ``status = 'running'
+    AND lease_owner = :owner AND attempt = :attempt``. Only the holder of this attempt can extend
+    it, so a repeated heartbeat just moves the same deadline again, and a worker whose lease was
+    taken over learns it (and should stop).
     """
     now = now or utcnow()
     params = {"run_id": run_id, "seq": seq, "owner": owner, "attempt": attempt}
-    return (
-        connection(session)
-        .execute(_HEARTBEAT, _bound({**params, "expires": now + timedelta(seconds=lease_seconds)}))
-        .rowcount
-        == 1
+    extended = connection(session).execute(
+        _HEARTBEAT, _bound({**params, "expires": now + timedelta(seconds=lease_seconds)})
     )
+    return extended.first() is not None
 
 
 def expire_lease_txn(session: Session, run_id: str, seq: int, *, now: datetime | None = None) -> bool:
@@ -363,7 +362,30 @@ _CLAIM_RUNNING = _CLAIM_UPDATE.where(
         RUNS.c.cancel_requested.is_(False),
     )
 ).returning(STEPS.c.attempt, STEPS.c.name)
-_HEARTBEAT = update(STEPS).where(*_HELD_PARAMS).values(lease_expires_at=bindparam("b_expires"))
+# A heartbeat finds its step by primary key and locks it, then tests it is still held: with the
+# test in the scan's own WHERE, PostgreSQL's planner took the status index whenever its statistics
+# made 'running' look rare, and walked every running step (8 ms a heartbeat with 15,000 of them).
+_HELD_STEP = (
+    select(STEPS.c.status, STEPS.c.lease_owner, STEPS.c.attempt)
+    .where(STEPS.c.run_id == bindparam("b_run_id"), STEPS.c.seq == bindparam("b_seq"))
+    .with_for_update()
+    .cte("held_step")
+)
+_HEARTBEAT = (
+    update(STEPS)
+    .where(
+        STEPS.c.run_id == bindparam("b_run_id"),
+        STEPS.c.seq == bindparam("b_seq"),
+        exists().where(
+            _HELD_STEP.c.status == StepStatus.RUNNING,
+            _HELD_STEP.c.lease_owner == bindparam("b_owner"),
+            _HELD_STEP.c.attempt == bindparam("b_attempt"),
+        ),
+    )
+    .values(lease_expires_at=bindparam("b_expires"))
+    # Not ``rowcount``: Python's sqlite3 counts no rows for a statement that starts with ``WITH``.
+    .returning(STEPS.c.seq)
+)
 _MARK_COMMITTED = (
     update(STEPS)
     .where(*_HELD_PARAMS)

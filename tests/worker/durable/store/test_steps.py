@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import re
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
 from mamba_client.schemas import ErrorBody, RunStatus, StepStatus
@@ -25,6 +27,7 @@ from mamba_worker.durable.store import (
     reset_step_txn,
     update_run_txn,
 )
+from mamba_worker.durable.store._steps import _HEARTBEAT
 from tests.worker.durable.store.conftest import MakeRun
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
@@ -124,6 +127,27 @@ def test_heartbeat_extends_only_the_owners_lease(store: RunStore, make_run: Make
     with store.session() as session, session.begin():
         assert heartbeat_txn(session, run_id, 1, owner="w1", attempt=1, lease_seconds=LEASE, now=later)
     assert store.get_step_row(run_id, 1).lease_expires_at == later + timedelta(seconds=LEASE)
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_a_heartbeat_finds_its_step_by_primary_key(store: RunStore, make_run: MakeRun, engine: Engine) -> None:
+    # Statistics in which 'running' is rare (many committed steps, analysed), then a running step:
+    # a heartbeat planned to scan the status index walks every running step to find its own.
+    for _ in range(150):
+        make_run(steps=("think", "act", "observe"))
+    with engine.begin() as connection:
+        connection.exec_driver_sql("UPDATE steps SET status = 'committed'")
+        connection.exec_driver_sql("ANALYZE steps")
+    run_id = make_run(steps=("think",))
+    _claim(store, run_id, "w1")
+    statement = str(_HEARTBEAT.compile(dialect=engine.dialect))
+    params = {"b_run_id": run_id, "b_seq": 1, "b_owner": "w1", "b_attempt": 1, "b_expires": T0}
+    params |= {name: "running" for name in re.findall(r"%\((status_\d+)\)s", statement)}
+
+    with engine.connect() as connection:
+        plan = "\n".join(row[0] for row in connection.exec_driver_sql(f"EXPLAIN {statement}", params))
+
+    assert set(re.findall(r"Index (?:Only )?Scan (?:using|on) (\w+)", plan)) == {"pk_steps"}, plan
 
 
 def test_a_taken_over_worker_can_neither_heartbeat_nor_commit(store: RunStore, make_run: MakeRun) -> None:
