@@ -57,7 +57,10 @@ def _generic_plan(connection: sa.Connection, statement: str) -> str:
     types = ", ".join("timestamptz" if name in _TIMES else "unknown" for name in names)
     connection.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
     connection.exec_driver_sql(f"PREPARE commit_step ({types}) AS {numbered}")
-    rows = connection.exec_driver_sql(f"EXPLAIN EXECUTE commit_step({', '.join(['NULL'] * len(names))})")
+    rows = connection.exec_driver_sql(f"EXPLAIN EXECUTE commit_step({', '.join(['NULL'] * len(names))})").all()
+    # Neither outlives the test on the pooled connection (a rollback would not undo the PREPARE).
+    connection.exec_driver_sql("DEALLOCATE commit_step")
+    connection.exec_driver_sql("RESET plan_cache_mode")
     return "\n".join(row[0] for row in rows)
 
 
