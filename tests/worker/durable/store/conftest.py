@@ -27,6 +27,7 @@ from mamba_worker.durable.store import (
     new_run_id,
     upgrade_database,
 )
+from tests._support.wait import wait_until
 
 
 class PostgresDatabases:
@@ -151,3 +152,22 @@ def make_run(store: RunStore) -> MakeRun:
         return run_id
 
     return make
+
+
+OTHER_BACKENDS = "datname = current_database() AND pid <> pg_backend_pid()"
+"""The ``pg_stat_activity`` rows of every other connection to the database: what a restart ends."""
+
+
+def terminate_backends(engine: Engine, where: str = OTHER_BACKENDS) -> None:
+    """End the PostgreSQL server processes ``where`` selects, as a restart does, and wait until they are gone."""
+    admin = sa.create_engine(engine.url, poolclass=sa.NullPool)
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE {where}")
+
+        def gone() -> bool:
+            rows = connection.exec_driver_sql(f"SELECT 1 FROM pg_stat_activity WHERE {where}").all()
+            connection.rollback()  # a fresh snapshot of pg_stat_activity on each poll
+            return not rows
+
+        wait_until(gone, what=f"the server processes where {where} to end")
+    admin.dispose()

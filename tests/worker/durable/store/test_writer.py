@@ -47,7 +47,7 @@ from mamba_worker.durable.store import (
     write_state_chunks_txn,
 )
 from tests._support.wait import wait_until
-from tests.worker.durable.store.conftest import MakeRun
+from tests.worker.durable.store.conftest import MakeRun, terminate_backends
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 USAGE = Usage(input_tokens=100, output_tokens=20, requests=1, cost_usd=0.25)
@@ -622,7 +622,7 @@ def test_a_connection_the_server_ended_while_idle_is_replaced_without_failing_a_
 ) -> None:
     first, second = _running(store, make_run), _running(store, make_run)
     assert isinstance(store.write_step(_next(first)), StepWritten)  # this thread's connection is open
-    _kill_connections(engine)
+    terminate_backends(engine)
 
     assert isinstance(store.write_step(_next(second)), StepWritten)
 
@@ -719,21 +719,6 @@ def test_a_forked_child_writes_on_a_connection_of_its_own_and_leaves_its_parents
     assert pipeline._connections.get() is parents and not parents.closed
     assert isinstance(store.write_step(_next(third)), StepWritten)
     assert [store.get_step_row(run_id, 1).status for run_id in (first, second, third)] == [StepStatus.COMMITTED] * 3
-
-
-def _kill_connections(engine: Engine) -> None:
-    """Kill every connection to the engine's database, as a server restart would, and wait until they are gone."""
-    query = "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
-    with sa.create_engine(engine.url, poolclass=sa.NullPool).connect() as admin:
-        admin.execute(sa.text(f"SELECT pg_terminate_backend(pid) {query}"))
-        admin.commit()
-
-        def gone() -> bool:
-            rows = admin.execute(sa.text(f"SELECT 1 {query}")).all()
-            admin.commit()  # a fresh snapshot of pg_stat_activity on each poll
-            return not rows
-
-        wait_until(gone, what="the database's other server processes to end")
 
 
 def _lose_connection_mid_write(engine: Engine, run_id: str, write: Callable[[], object]) -> None:
