@@ -41,6 +41,7 @@ from mamba_worker.durable._runtime import Runtime
 from mamba_worker.durable.errors import RunConflictError
 from mamba_worker.durable.store import (
     FirstStep,
+    NewRun,
     ToolCallRow,
     abort_step_txn,
     append_events_txn,
@@ -121,9 +122,8 @@ class RunService:
         # The commit stamps the first step's outbox row sent under this task id (one transaction
         # per submit, not two).
         first = FirstStep(name=workflow.initial_step, task_name=task_name, task_id=new_task_id(run_id, 1))
-        submitted = rt.store.insert_submitted_run(
-            request, run_id=run_id, queue=queue, priority=priority, state=split.head, chunks=split.chunks, first=first
-        )
+        new = NewRun(run_id=run_id, queue=queue, priority=priority, state=split.head, chunks=split.chunks, first=first)
+        submitted = rt.store.insert_submitted_run(request, new)
         if submitted.events is not None:
             self._publisher.publish(submitted.events)
             self._dispatcher.send_stamped(

@@ -107,7 +107,7 @@ from mamba_worker.durable.store._steps import (
     reset_step_txn,
 )
 from mamba_worker.durable.store._store import RunStore
-from mamba_worker.durable.store._submit import FirstStep, SubmittedRun, insert_submitted_run_txn
+from mamba_worker.durable.store._submit import FirstStep, NewRun, SubmittedRun, insert_submitted_run_txn
 from mamba_worker.durable.store._tables import (
     EventRow,
     ModelCallRow,
@@ -126,6 +126,7 @@ __all__ = [
     "FirstStep",
     "ModelCallRecord",
     "ModelCallRow",
+    "NewRun",
     "OutboxRow",
     "RunAdvance",
     "RunRow",

@@ -13,15 +13,13 @@ the portable path does. The rows, their values and their encoding are `insert_su
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Dialect
 
 from mamba_client.schemas import Event, RunStatus, RunSubmitted, StepStatus, SubmitRun
-from mamba_worker.durable.store._chunks import StateChunk
-from mamba_worker.durable.store._submit import FirstStep
+from mamba_worker.durable.store._submit import NewRun
 from mamba_worker.durable.store._tables import RUNS
 from mamba_worker.durable.store._types import JSONText
 
@@ -79,41 +77,32 @@ SUBMIT_RUN = (
 
 
 def submit_params(
-    submit: SubmitRun,
-    *,
-    dialect: Dialect,
-    run_id: str,
-    queue: str,
-    priority: int | None,
-    state: str,
-    chunks: Sequence[StateChunk],
-    first: FirstStep,
-    now: datetime,
+    submit: SubmitRun, new: NewRun, *, dialect: Dialect, now: datetime
 ) -> tuple[dict[str, Any], list[Event]]:
     """`SUBMIT_RUN`'s parameters, the JSON columns encoded as the ORM encodes them; and the event written."""
     submitted = RunSubmitted(
-        run_id=run_id,
+        run_id=new.run_id,
         seq=1,
         workflow=submit.workflow,
         input=submit.input,
         model=submit.model,
-        queue=queue,
-        priority=priority,
+        queue=new.queue,
+        priority=new.priority,
     )
     params: dict[str, Any] = {
-        "run_id": run_id,
+        "run_id": new.run_id,
         "workflow": submit.workflow,
         "input": submit.input,
         "model": submit.model,
-        "queue": queue,
-        "priority": priority,
-        "state": state,
+        "queue": new.queue,
+        "priority": new.priority,
+        "state": new.state,
         "now": now,
-        "chunk_fields": [chunk.field for chunk in chunks],
-        "chunk_data": [chunk.data for chunk in chunks],
-        "first_step": first.name,
-        "task_name": first.task_name,
-        "task_id": first.task_id,
+        "chunk_fields": [chunk.field for chunk in new.chunks],
+        "chunk_data": [chunk.data for chunk in new.chunks],
+        "first_step": new.first.name,
+        "task_name": new.first.task_name,
+        "task_id": new.first.task_id,
         "event_type": submitted.type,
         "event_payload": submitted.model_dump_json(),
         "event_time": submitted.ts,

@@ -30,6 +30,24 @@ class FirstStep:
 
 
 @dataclass(frozen=True, kw_only=True)
+class NewRun:
+    """A new run's rows as its submit resolved them: what `insert_submitted_run_txn` writes."""
+
+    run_id: str
+    """The new run's id (`new_run_id`)."""
+    queue: str
+    """The queue its steps go to (resolved at submit)."""
+    priority: int | None
+    """Its messages' priority on Mamba's 0-9 scale; ``None``: none."""
+    state: str
+    """The state document's head (`StateJournal.split`)."""
+    chunks: Sequence[StateChunk]
+    """The state's journal lists."""
+    first: FirstStep
+    """The first step and its message."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class SubmittedRun:
     """What a submit wrote (`StepWriter.insert_submitted_run`)."""
 
@@ -39,28 +57,26 @@ class SubmittedRun:
     """The events written (``run.submitted``); ``None``: nothing was, another run holds the key."""
 
 
-def submitted_run_view(
-    submit: SubmitRun, *, run_id: str, queue: str, priority: int | None, first: FirstStep, now: datetime
-) -> Run:
+def submitted_run_view(submit: SubmitRun, new: NewRun, *, now: datetime) -> Run:
     """The run a submit just inserted, as `load_run_view_txn` would read it back (without the read).
 
     Its lists and options are copies, as a read would give: never the caller's own objects.
     """
     return Run(
-        id=run_id,
+        id=new.run_id,
         workflow=submit.workflow,
         status=RunStatus.PENDING,
         input=submit.input,
         model=submit.model,
         tools=list(submit.tools),
         options=submit.options.model_copy(deep=True),
-        queue=queue,
-        priority=priority,
+        queue=new.queue,
+        priority=new.priority,
         metadata=dict(submit.metadata),
         idempotency_key=submit.idempotency_key,
         usage=Usage(),
         current_seq=1,
-        current_step=first.name,
+        current_step=new.first.name,
         current_attempt=0,
         created_at=now,
         updated_at=now,
@@ -68,62 +84,53 @@ def submitted_run_view(
 
 
 def insert_submitted_run_txn(
-    session: Session,
-    submit: SubmitRun,
-    *,
-    run_id: str,
-    queue: str,
-    priority: int | None,
-    state: str,
-    chunks: Sequence[StateChunk],
-    first: FirstStep,
-    now: datetime | None = None,
+    session: Session, submit: SubmitRun, new: NewRun, *, now: datetime | None = None
 ) -> list[Event] | None:
     """Insert a submitted run; returns the events written, or ``None`` when another run holds its idempotency key.
 
     One statement per row, five in all: the run (its first step already its newest, event 1
     already taken), its state's chunks (a new run has none to replace, so no delete), the first
-    step, its outbox row stamped dispatched as ``first.task_id`` (as a step's commit stamps its
+    step, its outbox row stamped dispatched as ``new.first.task_id`` (as a step's commit stamps its
     successor's: a crash before the send is the reconciler's stalled-dispatch case), and
     ``run.submitted``, numbered 1.
 
     Args:
         session: The caller's session; not committed here.
         submit: What was submitted, its model resolved.
-        run_id: The new run's id.
-        queue: The queue its steps go to (resolved at submit).
-        priority: Its messages' priority on Mamba's 0-9 scale; ``None``: none.
-        state: The state document's head (`StateJournal.split`).
-        chunks: The state's journal lists.
-        first: The first step and its message.
+        new: The run's rows as the submit resolved them.
         now: The time to record (default: now).
     """
     now = now or utcnow()
     if not insert_run_txn(
         session,
         submit,
-        run_id=run_id,
-        queue=queue,
-        priority=priority,
-        state=state,
+        run_id=new.run_id,
+        queue=new.queue,
+        priority=new.priority,
+        state=new.state,
         last_seq=1,
         reserved_events=1,
         now=now,
     ):
         return None
-    write_state_chunks_txn(session, run_id, 0, [replace(chunk, replace=False) for chunk in chunks])
-    insert_step_txn(session, run_id=run_id, seq=1, name=first.name, bump_last_seq=False, now=now)
+    write_state_chunks_txn(session, new.run_id, 0, [replace(chunk, replace=False) for chunk in new.chunks])
+    insert_step_txn(session, run_id=new.run_id, seq=1, name=new.first.name, bump_last_seq=False, now=now)
     insert_outbox_txn(
         session,
-        run_id=run_id,
+        run_id=new.run_id,
         seq=1,
-        task_name=first.task_name,
-        queue=queue,
-        priority=priority,
-        dispatching_as=first.task_id,
+        task_name=new.first.task_name,
+        queue=new.queue,
+        priority=new.priority,
+        dispatching_as=new.first.task_id,
         now=now,
     )
     submitted = RunSubmitted(
-        run_id=run_id, workflow=submit.workflow, input=submit.input, model=submit.model, queue=queue, priority=priority
+        run_id=new.run_id,
+        workflow=submit.workflow,
+        input=submit.input,
+        model=submit.model,
+        queue=new.queue,
+        priority=new.priority,
     )
     return insert_events_txn(session, [submitted], first_seq=1)

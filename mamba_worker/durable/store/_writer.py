@@ -18,7 +18,7 @@ from sqlmodel import Session
 
 from mamba_client.schemas import Event, StepStarted, SubmitRun
 from mamba_worker.durable.errors import RunNotFoundError
-from mamba_worker.durable.store._chunks import StateChunk, read_state_chunks_txn
+from mamba_worker.durable.store._chunks import read_state_chunks_txn
 from mamba_worker.durable.store._engine import is_postgresql
 from mamba_worker.durable.store._events import insert_numbered_events_txn
 from mamba_worker.durable.store._ledger import (
@@ -45,7 +45,7 @@ from mamba_worker.durable.store._step_write import (
 )
 from mamba_worker.durable.store._steps import StepClaim, claim_running_step_txn
 from mamba_worker.durable.store._submit import (
-    FirstStep,
+    NewRun,
     SubmittedRun,
     insert_submitted_run_txn,
     submitted_run_view,
@@ -90,54 +90,23 @@ class StepWriter:
         """Whether the hot-path writes go through `PgPipeline` (PostgreSQL with psycopg)."""
         return self._pipeline is not None
 
-    def insert_submitted_run(
-        self,
-        submit: SubmitRun,
-        *,
-        run_id: str,
-        queue: str,
-        priority: int | None,
-        state: str,
-        chunks: Sequence[StateChunk],
-        first: FirstStep,
-        now: datetime | None = None,
-    ) -> SubmittedRun:
+    def insert_submitted_run(self, submit: SubmitRun, new: NewRun, *, now: datetime | None = None) -> SubmittedRun:
         """A submit's rows (`insert_submitted_run_txn`) in one transaction, and the run as the API shows it.
 
         With an idempotency key another run may already hold, nothing is written and the run
         returned is that one. The new run is not read back: its view is what was inserted.
         """
         now = now or utcnow()
-        view = submitted_run_view(submit, run_id=run_id, queue=queue, priority=priority, first=first, now=now)
+        view = submitted_run_view(submit, new, now=now)
         if self._pipeline is not None and submit.idempotency_key is None:
             # Imported here, as `PgPipeline` is: psycopg is the ``postgres`` extra.
             from mamba_worker.durable.store._pg_submit import SUBMIT_RUN, submit_params
 
-            params, events = submit_params(
-                submit,
-                dialect=self._engine.dialect,
-                run_id=run_id,
-                queue=queue,
-                priority=priority,
-                state=state,
-                chunks=chunks,
-                first=first,
-                now=now,
-            )
+            params, events = submit_params(submit, new, dialect=self._engine.dialect, now=now)
             self._pipeline.execute_once(SUBMIT_RUN, params)
             return SubmittedRun(run=view, events=events)
         with self.session() as session, session.begin():
-            written = insert_submitted_run_txn(
-                session,
-                submit,
-                run_id=run_id,
-                queue=queue,
-                priority=priority,
-                state=state,
-                chunks=chunks,
-                first=first,
-                now=now,
-            )
+            written = insert_submitted_run_txn(session, submit, new, now=now)
             if written is not None:
                 return SubmittedRun(run=view, events=written)
             # Another submit with this key won (on PostgreSQL the insert waited for its commit).

@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from mamba_client.schemas import SubmitRun
-from mamba_worker.durable.store import FirstStep, RunStore
+from mamba_worker.durable.store import FirstStep, NewRun, RunStore
 from mamba_worker.durable.store._pg_connections import ThreadConnections
 from tests.worker.durable.store.conftest import terminate_backends
 
@@ -35,16 +35,18 @@ def test_a_connection_the_server_ended_is_replaced_before_its_next_use(engine: s
     connections.close()
 
 
+def _new(run_id: str, first: FirstStep) -> NewRun:
+    return NewRun(run_id=run_id, queue="mamba", priority=None, state="{}", chunks=[], first=first)
+
+
 def test_a_submit_after_a_server_restart_succeeds(store: RunStore) -> None:
     # A submit has no retry: a connection the restart ended must not be found by failing one.
     submit = SubmitRun(input="hi", model="offline")
     first = FirstStep(name="think", task_name="mamba.react.think", task_id="t1")
-    store.insert_submitted_run(submit, run_id="r1", queue="mamba", priority=None, state="{}", chunks=[], first=first)
+    store.insert_submitted_run(submit, _new("r1", first))
     terminate_backends(store.engine)
 
-    written = store.insert_submitted_run(
-        submit, run_id="r2", queue="mamba", priority=None, state="{}", chunks=[], first=first
-    )
+    written = store.insert_submitted_run(submit, _new("r2", first))
 
     assert written.events is not None
     assert store.get_run("r2").id == "r2"

@@ -9,6 +9,7 @@ from sqlmodel import select
 from mamba_client.schemas import Event, RunStatus, RunSubmitted, StepStatus, SubmitRun
 from mamba_worker.durable.store import (
     FirstStep,
+    NewRun,
     OutboxRow,
     RunRow,
     RunStore,
@@ -22,18 +23,21 @@ from mamba_worker.durable.store import (
 FIRST = FirstStep(name="think", task_name="mamba.react.think", task_id="r1:1:abc")
 
 
+def _new(run_id: str, *, data: str = "") -> NewRun:
+    """A new run's rows, its one chunk holding ``data``."""
+    return NewRun(
+        run_id=run_id,
+        queue="mamba",
+        priority=3,
+        state='{"task":"hi"}',
+        chunks=[StateChunk(field="messages", data=data, replace=True)],
+        first=FIRST,
+    )
+
+
 def _submit(store: RunStore, run_id: str, submit: SubmitRun) -> list[Event] | None:
     with store.session() as session, session.begin():
-        return insert_submitted_run_txn(
-            session,
-            submit,
-            run_id=run_id,
-            queue="mamba",
-            priority=3,
-            state='{"task":"hi"}',
-            chunks=[StateChunk(field="messages", data="", replace=True)],
-            first=FIRST,
-        )
+        return insert_submitted_run_txn(session, submit, _new(run_id))
 
 
 def test_a_submit_writes_the_run_its_first_step_a_stamped_doorbell_and_event_1(store: RunStore) -> None:
@@ -66,18 +70,10 @@ def test_a_submit_whose_idempotency_key_is_taken_writes_nothing(store: RunStore)
 
 
 def _insert(store: RunStore, run_id: str, submit: SubmitRun) -> SubmittedRun:
-    return store.insert_submitted_run(
-        submit,
-        run_id=run_id,
-        queue="mamba",
-        priority=3,
-        state='{"task":"hi"}',
-        chunks=[StateChunk(field="messages", data='{"kind":"request"}', replace=True)],
-        first=FIRST,
-        now=NOW,
-    )
+    return store.insert_submitted_run(submit, _new(run_id, data=REQUEST), now=NOW)
 
 
+REQUEST = '{"kind":"request"}'
 NOW = datetime(2026, 11, 26, 12, 0, 0, 123456, tzinfo=UTC)
 
 
@@ -99,17 +95,7 @@ def test_a_submit_through_the_store_writes_the_rows_the_transaction_writes(store
     # must be the portable writer's, value for value.
     submit = SubmitRun(input="hi", model="offline", tools=["read_file"], metadata={"team": "a"})
     with store.session() as session, session.begin():
-        insert_submitted_run_txn(
-            session,
-            submit,
-            run_id="by-txn",
-            queue="mamba",
-            priority=3,
-            state='{"task":"hi"}',
-            chunks=[StateChunk(field="messages", data='{"kind":"request"}', replace=True)],
-            first=FIRST,
-            now=NOW,
-        )
+        insert_submitted_run_txn(session, submit, _new("by-txn", data=REQUEST), now=NOW)
 
     written = _insert(store, "by-store", submit)
 
