@@ -51,7 +51,7 @@ class ThreadConnections:
                 # Another thread's connection died (a server restart kills them all): replace
                 # this one before it fails a write of its own.
                 self.drop(held.conn)
-            elif _spoken_to(held.conn):
+            elif held.spoken_to():
                 # The server wrote to this idle connection: a restart's "terminating connection",
                 # then its end. Replaced before a write fails on it (a step would retry, a submit
                 # has none), with every other thread's and the pool's, as after a failed write.
@@ -95,22 +95,21 @@ class ThreadConnections:
 class _Held:
     """One thread's connection, with the process and the generation it was opened in."""
 
-    __slots__ = ("__weakref__", "conn", "generation", "pid")
+    __slots__ = ("__weakref__", "_poller", "conn", "generation", "pid")
 
     def __init__(self, conn: psycopg.Connection[Any], pid: int, generation: int) -> None:
         self.conn, self.pid, self.generation = conn, pid, generation
+        # Built once: `spoken_to` runs before every statement. Where ``poll`` is missing (Windows), none.
+        self._poller = select.poll() if hasattr(select, "poll") else None
+        if self._poller is not None:
+            self._poller.register(conn.fileno(), select.POLLIN)
 
+    def spoken_to(self) -> bool:
+        """Whether the server wrote to this idle connection: it never does unasked, but to end it.
 
-def _spoken_to(conn: psycopg.Connection[Any]) -> bool:
-    """Whether the server wrote to this idle connection: it never does unasked, but to end it.
-
-    A poll of the socket with no wait (no round trip); where ``poll`` is missing (Windows), no.
-    """
-    if not hasattr(select, "poll"):
-        return False
-    poller = select.poll()
-    poller.register(conn.fileno(), select.POLLIN)
-    return bool(poller.poll(0))
+        A poll of the socket with no wait (no round trip).
+        """
+        return self._poller is not None and bool(self._poller.poll(0))
 
 
 def _close_one(opened: _Opened, lock: threading.Lock, pid: int, conn: psycopg.Connection[Any]) -> None:
