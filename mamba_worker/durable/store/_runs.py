@@ -10,7 +10,7 @@ from enum import Enum
 from typing import Any, Final, Literal
 
 from pydantic import JsonValue
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import ColumnElement, bindparam, exists, insert, update
 from sqlmodel import Session, select
 
 from mamba_client.schemas import ErrorBody, Run, RunStatus, SubmitRun, Usage, Waiting
@@ -154,11 +154,28 @@ def update_run_txn(
         if value is not UNSET:
             values[name] = value
     statement = update(RUNS).where(RUNS.c.id == run_id).values(**values)
+    guards: list[ColumnElement[bool]] = []
     if only_if_status is not None:
-        statement = statement.where(RUNS.c.status.in_([RunStatus(s) for s in only_if_status]))
+        guards.append(_LOCKED_RUN.c.status.in_([RunStatus(s) for s in only_if_status]))
     if only_if_not_cancel_requested:
-        statement = statement.where(RUNS.c.cancel_requested.is_(False))
-    return connection(session).execute(statement).rowcount == 1
+        guards.append(_LOCKED_RUN.c.cancel_requested.is_(False))
+    if not guards:
+        return connection(session).execute(statement).rowcount == 1
+    # Not ``rowcount``: Python's sqlite3 counts no rows for a statement that starts with ``WITH``.
+    guarded = statement.where(exists().where(*guards)).returning(RUNS.c.id)
+    return connection(session).execute(guarded, {"b_run_id": run_id}).first() is not None
+
+
+# A guarded update finds its run by primary key and locks it, then tests the guard: with the
+# status in the scan's own WHERE, PostgreSQL's planner took the status index whenever its
+# statistics made that status look rare (a burst of pending runs, say), and walked every run in
+# it. The lock comes first, so an update that waited on it tests the row the other writer left.
+_LOCKED_RUN = (
+    select(RUNS.c.status, RUNS.c.cancel_requested)
+    .where(RUNS.c.id == bindparam("b_run_id"))
+    .with_for_update()
+    .cte("locked_run")
+)
 
 
 def load_run_txn(session: Session, run_id: str) -> RunRow:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, bindparam, exists, insert, or_, select, update
+from sqlalchemy import and_, bindparam, exists, insert, or_, select, update
 from sqlmodel import Session
 
 from mamba_client.schemas import ErrorBody, RunStatus, StepStatus
@@ -231,7 +231,7 @@ def mark_step_failed_txn(
     now = now or utcnow()
     statement = (
         update(STEPS)
-        .where(*_held(run_id, seq, owner=owner, attempt=attempt))
+        .where(STEPS.c.run_id == bindparam("b_run_id"), STEPS.c.seq == bindparam("b_seq"), _STILL_HELD)
         .values(
             status=StepStatus.PENDING if will_retry else StepStatus.FAILED,
             lease_owner=None,
@@ -240,8 +240,10 @@ def mark_step_failed_txn(
             traceback=traceback,
             finished_at=None if will_retry else now,
         )
+        .returning(STEPS.c.seq)
     )
-    return connection(session).execute(statement).rowcount == 1
+    params = _bound({"run_id": run_id, "seq": seq, "owner": owner, "attempt": attempt})
+    return connection(session).execute(statement, params).first() is not None
 
 
 def abort_step_txn(session: Session, run_id: str, seq: int, *, error: ErrorBody, now: datetime | None = None) -> bool:
@@ -287,16 +289,6 @@ def load_step_txn(session: Session, run_id: str, seq: int) -> StepRow:
     if row is None:
         raise StepNotFoundError(f"run {run_id!r} has no step {seq}", run_id=run_id, seq=seq)
     return row
-
-
-def _held(run_id: str, seq: int, *, owner: str, attempt: int) -> tuple[ColumnElement[bool], ...]:
-    return (
-        STEPS.c.run_id == run_id,
-        STEPS.c.seq == seq,
-        STEPS.c.status == StepStatus.RUNNING,
-        STEPS.c.lease_owner == owner,
-        STEPS.c.attempt == attempt,
-    )
 
 
 def _bound(params: dict[str, object]) -> dict[str, object]:
@@ -362,26 +354,25 @@ _CLAIM_RUNNING = _CLAIM_UPDATE.where(
         RUNS.c.cancel_requested.is_(False),
     )
 ).returning(STEPS.c.attempt, STEPS.c.name)
-# A heartbeat finds its step by primary key and locks it, then tests it is still held: with the
-# test in the scan's own WHERE, PostgreSQL's planner took the status index whenever its statistics
-# made 'running' look rare, and walked every running step (8 ms a heartbeat with 15,000 of them).
+# A heartbeat, or a failure, finds its step by primary key and locks it, then tests it is still
+# held: with the test in the scan's own WHERE, PostgreSQL's planner took the status index whenever
+# its statistics made 'running' look rare, and walked every running step (8 ms a heartbeat with
+# 15,000 of them). The lock is taken before the test, so a writer that waited on it tests the row
+# the other writer left.
 _HELD_STEP = (
     select(STEPS.c.status, STEPS.c.lease_owner, STEPS.c.attempt)
     .where(STEPS.c.run_id == bindparam("b_run_id"), STEPS.c.seq == bindparam("b_seq"))
     .with_for_update()
     .cte("held_step")
 )
+_STILL_HELD = exists().where(
+    _HELD_STEP.c.status == StepStatus.RUNNING,
+    _HELD_STEP.c.lease_owner == bindparam("b_owner"),
+    _HELD_STEP.c.attempt == bindparam("b_attempt"),
+)
 _HEARTBEAT = (
     update(STEPS)
-    .where(
-        STEPS.c.run_id == bindparam("b_run_id"),
-        STEPS.c.seq == bindparam("b_seq"),
-        exists().where(
-            _HELD_STEP.c.status == StepStatus.RUNNING,
-            _HELD_STEP.c.lease_owner == bindparam("b_owner"),
-            _HELD_STEP.c.attempt == bindparam("b_attempt"),
-        ),
-    )
+    .where(STEPS.c.run_id == bindparam("b_run_id"), STEPS.c.seq == bindparam("b_seq"), _STILL_HELD)
     .values(lease_expires_at=bindparam("b_expires"))
     # Not ``rowcount``: Python's sqlite3 counts no rows for a statement that starts with ``WITH``.
     .returning(STEPS.c.seq)

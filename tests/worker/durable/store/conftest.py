@@ -11,10 +11,11 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 from sqlalchemy.engine import make_url
 
 from mamba_client.schemas import SubmitRun
@@ -171,3 +172,22 @@ def terminate_backends(engine: Engine, where: str = OTHER_BACKENDS) -> None:
 
         wait_until(gone, what=f"the server processes where {where} to end")
     admin.dispose()
+
+
+def plan_of_update(engine: Engine, table: str, write: Callable[[], object]) -> str:
+    """PostgreSQL's plan, for the same values, of the one ``UPDATE`` of ``table`` that ``write`` sends."""
+    sent: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
+        if f"UPDATE {table} " in statement:
+            sent.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        write()
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    assert len(sent) == 1, sent
+    statement, parameters = sent[0]
+    with engine.connect() as connection:
+        return "\n".join(row[0] for row in connection.exec_driver_sql(f"EXPLAIN {statement}", parameters))

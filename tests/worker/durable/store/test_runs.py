@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from dirty_equals import IsDatetime, IsStr
+from sqlalchemy import Engine
 
 from mamba_client.schemas import ErrorBody, RunOptions, RunStatus, SubmitRun, Usage, Waiting, WaitReason
 from mamba_worker.durable.errors import InvalidCursorError, RunNotFoundError
@@ -14,7 +16,7 @@ from mamba_worker.durable.store import (
     new_run_id,
     update_run_txn,
 )
-from tests.worker.durable.store.conftest import MakeRun
+from tests.worker.durable.store.conftest import MakeRun, plan_of_update
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -107,6 +109,27 @@ def test_update_applies_only_when_the_status_guard_holds(store: RunStore, make_r
         )
     assert moved is False
     assert store.get_run(run_id).status is RunStatus.CANCELLED
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_a_guarded_update_finds_its_run_by_primary_key(store: RunStore, make_run: MakeRun, engine: Engine) -> None:
+    # Statistics in which 'pending' is rare (many finished runs, analysed), then pending runs (a
+    # burst of submits): an update planned to scan the status index walks every pending run.
+    for _ in range(300):
+        make_run()
+    with engine.begin() as connection:
+        connection.exec_driver_sql("UPDATE runs SET status = 'succeeded'")
+        connection.exec_driver_sql("ANALYZE runs")
+    run_id = make_run()
+
+    def start() -> None:
+        with store.session() as session, session.begin():
+            assert update_run_txn(session, run_id, status=RunStatus.RUNNING, only_if_status=[RunStatus.PENDING])
+
+    plan = plan_of_update(engine, "runs", start)
+
+    assert set(re.findall(r"Index (?:Only )?Scan (?:using|on) (\w+)", plan)) == {"pk_runs"}, plan
+    assert store.get_run(run_id).status is RunStatus.RUNNING
 
 
 def test_update_respects_a_cancel_request(store: RunStore, make_run: MakeRun) -> None:

@@ -28,7 +28,7 @@ from mamba_worker.durable.store import (
     update_run_txn,
 )
 from mamba_worker.durable.store._steps import _HEARTBEAT
-from tests.worker.durable.store.conftest import MakeRun
+from tests.worker.durable.store.conftest import MakeRun, plan_of_update
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 LEASE = 60.0
@@ -148,6 +148,26 @@ def test_a_heartbeat_finds_its_step_by_primary_key(store: RunStore, make_run: Ma
         plan = "\n".join(row[0] for row in connection.exec_driver_sql(f"EXPLAIN {statement}", params))
 
     assert set(re.findall(r"Index (?:Only )?Scan (?:using|on) (\w+)", plan)) == {"pk_steps"}, plan
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_a_failure_finds_its_step_by_primary_key(store: RunStore, make_run: MakeRun, engine: Engine) -> None:
+    for _ in range(150):
+        make_run(steps=("think", "act", "observe"))
+    with engine.begin() as connection:
+        connection.exec_driver_sql("UPDATE steps SET status = 'committed'")
+        connection.exec_driver_sql("ANALYZE steps")
+    run_id = make_run(steps=("think",))
+    _claim(store, run_id, "w1")
+
+    def fail() -> None:
+        with store.session() as session, session.begin():
+            assert mark_step_failed_txn(session, run_id, 1, owner="w1", attempt=1, error=ERROR, now=T0)
+
+    plan = plan_of_update(engine, "steps", fail)
+
+    assert set(re.findall(r"Index (?:Only )?Scan (?:using|on) (\w+)", plan)) == {"pk_steps"}, plan
+    assert store.get_step_row(run_id, 1).status is StepStatus.FAILED
 
 
 def test_a_taken_over_worker_can_neither_heartbeat_nor_commit(store: RunStore, make_run: MakeRun) -> None:
