@@ -3,7 +3,10 @@
 Every state change of a step is one conditional ``UPDATE ... WHERE run_id = :run_id AND seq = :seq
 AND <the status and owner it must have>``, and the caller learns from the row count (or the
 returned row) whether it won. Two workers can therefore never both run, commit or fail the same
-attempt of a step, whatever the broker delivers.
+attempt of a step, whatever the broker delivers. Where the test is not a claim's, the step is
+locked by primary key first and tested after (a CTE), so PostgreSQL never plans the write as a scan
+of the status index; a claim keeps its test in the ``UPDATE`` (re-tested on the row a concurrent
+claim left) and reads its run by primary key.
 """
 
 from __future__ import annotations
@@ -176,24 +179,15 @@ def heartbeat_txn(
 def expire_lease_txn(session: Session, run_id: str, seq: int, *, now: datetime | None = None) -> bool:
     """Put a step whose lease has expired back to ``pending``; ``False`` if its lease is live or it finished.
 
-    ``UPDATE ... SET status = 'pending', lease_owner = NULL WHERE run_id AND seq AND status =
-    'running' AND lease_expires_at < :now``. The reconciler calls it before sending the step again.
+    ``UPDATE ... SET status = 'pending', lease_owner = NULL WHERE run_id AND seq`` and, read from
+    the step locked first, ``status = 'running' AND lease_expires_at < :now``. The reconciler calls
+    it before sending the step again.
     Repeating it is harmless: the second call finds the step no longer ``running`` and changes
     nothing; a holder that was merely slow loses its lease and its commit fails the owner predicate.
     The attempt counter is left alone: the next claim increments it.
     """
-    now = now or utcnow()
-    statement = (
-        update(STEPS)
-        .where(
-            STEPS.c.run_id == run_id,
-            STEPS.c.seq == seq,
-            STEPS.c.status == StepStatus.RUNNING,
-            STEPS.c.lease_expires_at < now,
-        )
-        .values(status=StepStatus.PENDING, lease_owner=None, lease_expires_at=None)
-    )
-    return connection(session).execute(statement).rowcount == 1
+    params = {"run_id": run_id, "seq": seq, "now": now or utcnow()}
+    return connection(session).execute(_EXPIRE_LEASE, _bound(params)).first() is not None
 
 
 def mark_step_committed_txn(
@@ -201,13 +195,13 @@ def mark_step_committed_txn(
 ) -> bool:
     """Mark the step ``committed`` and release its lease; ``False`` when the caller lost the lease.
 
-    ``UPDATE ... WHERE run_id AND seq AND status = 'running' AND lease_owner = :owner AND attempt =
-    :attempt``. The caller must roll back on ``False``: someone else now owns the step. A duplicate
-    commit is harmless because the first one left the step ``committed``, which the predicate no
-    longer matches.
+    ``UPDATE ... WHERE run_id AND seq`` and, read from the step locked first, ``status = 'running'
+    AND lease_owner = :owner AND attempt = :attempt``. The caller must roll back on ``False``:
+    someone else now owns the step. A duplicate commit is harmless because the first one left the
+    step ``committed``, which the test no longer matches.
     """
     params = {"run_id": run_id, "seq": seq, "owner": owner, "attempt": attempt, "now": now or utcnow()}
-    return connection(session).execute(_MARK_COMMITTED, _bound(params)).rowcount == 1
+    return connection(session).execute(_MARK_COMMITTED, _bound(params)).first() is not None
 
 
 def mark_step_failed_txn(
@@ -298,13 +292,6 @@ def _bound(params: dict[str, object]) -> dict[str, object]:
 
 # The hot path's statements, built once: building a statement and its cache key on every call
 # cost more CPU than the database round trip it makes (bench/RESULTS.md, "Where a step's time goes").
-_HELD_PARAMS = (
-    STEPS.c.run_id == bindparam("b_run_id"),
-    STEPS.c.seq == bindparam("b_seq"),
-    STEPS.c.status == StepStatus.RUNNING,
-    STEPS.c.lease_owner == bindparam("b_owner"),
-    STEPS.c.attempt == bindparam("b_attempt"),
-)
 _INSERT_STEP = insert(STEPS).values(
     run_id=bindparam("b_run_id"),
     seq=bindparam("b_seq"),
@@ -347,20 +334,26 @@ _CLAIM_UPDATE = (
     )
 )
 _CLAIM = _CLAIM_UPDATE.returning(STEPS.c.attempt)
+# The run is found by primary key, then tested (as `_pg_sql`'s claims do): correlated to the step,
+# the test made PostgreSQL plan a scan of the runs' status index. MATERIALIZED: inlined into the
+# EXISTS, the status test would be the scan's again. The step's own test stays in the UPDATE's
+# WHERE: a claim that waited on a concurrent one re-tests the row that claim left.
+_RUN_STATUS = (
+    select(RUNS.c.status, RUNS.c.cancel_requested)
+    .where(RUNS.c.id == bindparam("b_run_id"))
+    .cte("run_status")
+    .prefix_with("MATERIALIZED", dialect="postgresql")
+)
 _CLAIM_RUNNING = _CLAIM_UPDATE.where(
-    exists().where(
-        RUNS.c.id == STEPS.c.run_id,
-        RUNS.c.status == RunStatus.RUNNING,
-        RUNS.c.cancel_requested.is_(False),
-    )
+    exists().where(_RUN_STATUS.c.status == RunStatus.RUNNING, _RUN_STATUS.c.cancel_requested.is_(False))
 ).returning(STEPS.c.attempt, STEPS.c.name)
-# A heartbeat, or a failure, finds its step by primary key and locks it, then tests it is still
-# held: with the test in the scan's own WHERE, PostgreSQL's planner took the status index whenever
-# its statistics made 'running' look rare, and walked every running step (8 ms a heartbeat with
-# 15,000 of them). The lock is taken before the test, so a writer that waited on it tests the row
+# A heartbeat, a commit, a failure or a lease's expiry finds its step by primary key and locks it,
+# then tests it: with the test in the scan's own WHERE, PostgreSQL's planner took the status index
+# whenever its statistics made 'running' look rare, and walked every running step (8 ms a
+# heartbeat with 15,000 of them). The lock is taken before the test, so a writer that waited on it tests the row
 # the other writer left.
 _HELD_STEP = (
-    select(STEPS.c.status, STEPS.c.lease_owner, STEPS.c.attempt)
+    select(STEPS.c.status, STEPS.c.lease_owner, STEPS.c.attempt, STEPS.c.lease_expires_at)
     .where(STEPS.c.run_id == bindparam("b_run_id"), STEPS.c.seq == bindparam("b_seq"))
     .with_for_update()
     .cte("held_step")
@@ -379,6 +372,17 @@ _HEARTBEAT = (
 )
 _MARK_COMMITTED = (
     update(STEPS)
-    .where(*_HELD_PARAMS)
+    .where(STEPS.c.run_id == bindparam("b_run_id"), STEPS.c.seq == bindparam("b_seq"), _STILL_HELD)
     .values(status=StepStatus.COMMITTED, lease_owner=None, lease_expires_at=None, finished_at=bindparam("b_now"))
+    .returning(STEPS.c.seq)
+)
+_EXPIRE_LEASE = (
+    update(STEPS)
+    .where(
+        STEPS.c.run_id == bindparam("b_run_id"),
+        STEPS.c.seq == bindparam("b_seq"),
+        exists().where(_HELD_STEP.c.status == StepStatus.RUNNING, _HELD_STEP.c.lease_expires_at < bindparam("b_now")),
+    )
+    .values(status=StepStatus.PENDING, lease_owner=None, lease_expires_at=None)
+    .returning(STEPS.c.seq)
 )
