@@ -8,7 +8,8 @@ from kombu import Queue
 from mamba_client.schemas import MAX_PRIORITY, MIN_PRIORITY
 from mamba_worker.config import RuntimeSettings
 from mamba_worker.durable._broker import is_embedded, register_embedded_transport
-from mamba_worker.durable._redis import TRANSPORT as REDIS_TRANSPORT
+from mamba_worker.durable._redis import ALIAS as REDIS_TRANSPORT
+from mamba_worker.durable._redis import register_redis_transport
 from mamba_worker.durable._routing import is_redis, routed_queues
 
 APP_NAME = "mamba"
@@ -52,6 +53,7 @@ def create_celery_app(runtime: RuntimeSettings) -> Celery:
         transport_options["priority_steps"] = list(range(MIN_PRIORITY, MAX_PRIORITY + 1))
     if broker_url.startswith("redis://"):
         # kombu's Redis transport, reusing one client per channel (`mamba_worker.durable._redis`).
+        register_redis_transport()
         app.conf.broker_transport = REDIS_TRANSPORT
     app.conf.update(
         task_acks_late=True,

@@ -11,20 +11,24 @@ and returns it, and clients are safe to share between threads. So this channel k
 client it builds and hands it out again, as long as the channel's pool is the same object (kombu
 replaces the pool after a fork, and the client is rebuilt then). Everything else is kombu's.
 
-`mamba_worker.durable._app.celery_app` selects it (Celery's ``broker_transport``) for
-``redis://`` URLs; TLS, Unix sockets and Sentinel keep kombu's own transports.
+`mamba_worker.durable._app.create_celery_app` selects it for ``redis://`` URLs (Celery's
+``broker_transport``, as the alias `ALIAS`); TLS, Unix sockets and Sentinel keep kombu's own
+transports. kombu shows a connection's URL with its transport's name as the scheme, and Flower
+reads the broker's kind from that scheme, so the alias is registered to show as ``redis``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
+from kombu import connection as kombu_connection
+from kombu.transport import TRANSPORT_ALIASES
 from kombu.transport import redis as kombu_redis
 
-TRANSPORT = f"{__name__}:RedisTransport"
-"""What Celery's ``broker_transport`` names to select `RedisTransport`."""
+ALIAS = "mamba-redis"
+"""The transport name Celery's ``broker_transport`` gives to select `RedisTransport`."""
 
 
 class RedisChannel(kombu_redis.Channel):
@@ -49,3 +53,10 @@ class RedisTransport(kombu_redis.Transport):
     """kombu's Redis transport with `RedisChannel`."""
 
     Channel = RedisChannel
+
+
+def register_redis_transport() -> None:
+    """Let kombu resolve `ALIAS` to `RedisTransport`, and show its URLs as ``redis://`` (idempotent)."""
+    TRANSPORT_ALIASES.setdefault(ALIAS, f"{__name__}:RedisTransport")
+    shown: dict[str, str] = cast(Any, kombu_connection).resolve_aliases  # not in kombu's stubs
+    shown.setdefault(ALIAS, "redis")

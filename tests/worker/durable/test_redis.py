@@ -31,6 +31,17 @@ def test_a_redis_url_selects_the_shared_client_transport() -> None:
     assert _transport("redis://127.0.0.1:6379/3") is RedisTransport
 
 
+def test_the_connection_still_shows_its_redis_url() -> None:
+    # What Flower reads the broker's kind from (and what a worker's banner shows).
+    app = create_celery_app(RuntimeSettings(broker_url=SecretStr("redis://:sesame@127.0.0.1:6379/3")))
+    try:
+        connection = app.connection_for_write()
+        assert connection.as_uri() == "redis://:**@127.0.0.1:6379/3"
+        assert connection.as_uri(include_password=True) == "redis://:sesame@127.0.0.1:6379/3"
+    finally:
+        app.close()
+
+
 @pytest.mark.parametrize("scheme", ["rediss://127.0.0.1:6380/0", "redis+socket:///tmp/redis.sock"])
 def test_tls_and_socket_urls_keep_kombus_transport(scheme: str) -> None:
     assert _transport(scheme) is KombuRedisTransport
