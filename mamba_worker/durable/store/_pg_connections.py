@@ -5,6 +5,10 @@ a ``ROLLBACK``) cost about a tenth of an inline step, and any ``ROLLBACK`` empti
 of prepared statements, so the per-step CTEs were parsed and planned again. Per thread, because a
 connection is not shared between threads mid-transaction; per process (the pid is checked),
 because a forked child (a prefork pool process) must never use its parent's socket.
+
+A connection may hold one write sent without waiting for its reply (`send_unsettled`): the
+statements are on the socket, so the server commits them whatever happens to this process, and
+their reply is read (`settle`) before the connection is used again.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import os
 import select
 import threading
 import weakref
+from collections.abc import Sequence
 from typing import Any, cast
 
 import psycopg
@@ -44,9 +49,17 @@ class ThreadConnections:
         weakref.finalize(self, _close_opened, self._opened, self._lock)
 
     def get(self) -> psycopg.Connection[Any]:
-        """The calling thread's connection, opened on first use (or after `drop`, or in a new process)."""
+        """The calling thread's connection, opened on first use (or after `drop`, or in a new process).
+
+        Raises:
+            RuntimeError: The connection holds a write not yet settled (`settle` first).
+        """
         held: _Held | None = getattr(self._held, "held", None)
         if held is not None and not held.conn.closed and held.pid == os.getpid():
+            if held.unsettled is not None:
+                # Its replies would read as the server ending the connection (`spoken_to`), and a
+                # statement sent now would join the unsettled pipeline.
+                raise RuntimeError("this thread's connection has a write in flight: settle it first")
             if held.generation != self._generation:
                 # Another thread's connection died (a server restart kills them all): replace
                 # this one before it fails a write of its own.
@@ -69,6 +82,45 @@ class ThreadConnections:
         # `close` (threads come and go in some pools, and each would keep a server backend).
         weakref.finalize(held, _close_one, self._opened, self._lock, held.pid, conn)
         return conn
+
+    def send_unsettled(self, conn: psycopg.Connection[Any], statements: Sequence[tuple[str, Any]]) -> None:
+        """Send ``statements`` on ``conn`` (from `get`) in pipeline mode, without waiting for their replies.
+
+        Returns once every byte is on the socket: from then on the server runs them even if this
+        process dies, so a transaction among them (``BEGIN`` ... ``COMMIT``) is committed whatever
+        happens here. Their replies, and any error, come from `settle`.
+        """
+        pipeline = conn.pipeline()
+        pipeline.__enter__()
+        try:
+            for statement, params in statements:
+                conn.execute(statement, params, prepare=params is not None)
+            # psycopg sends what fits in the socket; wait for the rest to be taken.
+            while conn.pgconn.flush():
+                select.select([], [conn.fileno()], [])
+        except BaseException as error:
+            pipeline.__exit__(type(error), error, error.__traceback__)
+            raise
+        self._held.held.unsettled = pipeline
+
+    def unsettled(self) -> psycopg.Connection[Any] | None:
+        """This thread's connection if it holds a write sent without waiting (`send_unsettled`)."""
+        held: _Held | None = getattr(self._held, "held", None)
+        return held.conn if held is not None and held.unsettled is not None else None
+
+    def settle(self) -> None:
+        """Read the replies of this thread's unsettled write, if any; its error, if it failed.
+
+        Raises:
+            psycopg.Error: A statement of that write failed (its transaction did not commit).
+        """
+        held: _Held | None = getattr(self._held, "held", None)
+        if held is None or held.unsettled is None:
+            return
+        pipeline, held.unsettled = held.unsettled, None
+        if held.conn.closed or held.pid != os.getpid():
+            return  # a forked child never reads its parent's replies
+        pipeline.__exit__(None, None, None)  # sends a Sync and reads every reply
 
     def lost(self, conn: psycopg.Connection[Any]) -> None:
         """``conn`` was found disconnected: drop it, and have every other thread replace its own too."""
@@ -95,10 +147,12 @@ class ThreadConnections:
 class _Held:
     """One thread's connection, with the process and the generation it was opened in."""
 
-    __slots__ = ("__weakref__", "_poller", "conn", "generation", "pid")
+    __slots__ = ("__weakref__", "_poller", "conn", "generation", "pid", "unsettled")
 
     def __init__(self, conn: psycopg.Connection[Any], pid: int, generation: int) -> None:
         self.conn, self.pid, self.generation = conn, pid, generation
+        self.unsettled: psycopg.Pipeline | None = None
+        """A write sent without waiting for its replies (`ThreadConnections.send_unsettled`)."""
         # Built once: `spoken_to` runs before every statement. Where ``poll`` is missing (Windows), none.
         self._poller = select.poll() if hasattr(select, "poll") else None
         if self._poller is not None:

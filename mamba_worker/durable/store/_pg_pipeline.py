@@ -37,10 +37,10 @@ from typing import Any, cast
 
 import psycopg
 from sqlalchemy import Column, Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, StatementError
 
-from mamba_client.schemas import Event, RunStarted, RunStatus, StepStarted, StepStatus, Usage
-from mamba_worker.durable.store._chunks import ChunkRead, StateChunk, group_chunks
+from mamba_client.schemas import Event, RunStarted, RunStatus, StepStarted, Usage
+from mamba_worker.durable.store._chunks import ChunkRead, group_chunks
 from mamba_worker.durable.store._pg_connections import ThreadConnections
 from mamba_worker.durable.store._pg_sql import (
     CLAIM_FRESH,
@@ -51,10 +51,13 @@ from mamba_worker.durable.store._pg_sql import (
     RUN_COLUMNS,
     START_TOOL_CALL,
     USAGE,
+    chunk_params,
+    event_params,
     spliced_event,
     step_guard,
     step_inserts,
     step_write_once,
+    successor_params,
     tool_result_params,
     tool_result_statements,
 )
@@ -64,7 +67,6 @@ from mamba_worker.durable.store._step_write import (
     RunningClaim,
     StepWrite,
     StepWritten,
-    SuccessorWrite,
     ToolCallRecord,
     ToolCallResult,
     ToolCallStart,
@@ -96,28 +98,48 @@ class PgPipeline:
 
     @contextmanager
     def _connection(self, *, autocommit: bool = False) -> Iterator[psycopg.Connection[Any]]:
-        """This thread's connection, left idle; with ``autocommit`` each statement is its own transaction."""
+        """This thread's connection, left idle; with ``autocommit`` each statement is its own transaction.
+
+        A model-call row sent before on it is settled first (its error, if any, raised here).
+        """
+        self.settle()
         conn = self._connections.get()
         try:
             if conn.autocommit != autocommit:
                 conn.autocommit = autocommit
             yield conn
         except psycopg.Error as error:
-            if self._dialect.is_disconnect(cast(Any, error), cast(Any, conn), None):
-                # Every connection is as dead as this one: the other threads' and the pool's are
-                # replaced before their next use, not after one failed attempt each (SQLAlchemy
-                # does the same for its pool after a disconnect on its own path).
-                self._connections.lost(conn)
-                self._engine.dispose()
-            elif not conn.closed:
-                conn.rollback()
-            raise DBAPIError.instance(
-                "<per-step write>", None, error, psycopg.Error, hide_parameters=True, dialect=self._dialect
-            ) from error
+            raise self._failed(conn, error, "<per-step write>") from error
         except BaseException:
             if not conn.closed:
                 conn.rollback()
             raise
+
+    def _failed(self, conn: psycopg.Connection[Any], error: psycopg.Error, what: str) -> StatementError:
+        """``error`` as SQLAlchemy's `DBAPIError` (parameters hidden), after putting ``conn`` right."""
+        if self._dialect.is_disconnect(cast(Any, error), cast(Any, conn), None):
+            # Every connection is as dead as this one: the other threads' and the pool's are
+            # replaced before their next use, not after one failed attempt each (SQLAlchemy
+            # does the same for its pool after a disconnect on its own path).
+            self._connections.lost(conn)
+            self._engine.dispose()
+        elif not conn.closed:
+            conn.rollback()
+        return DBAPIError.instance(what, None, error, psycopg.Error, hide_parameters=True, dialect=self._dialect)
+
+    def settle(self) -> None:
+        """Wait for this thread's model-call row (`record_model_call`) to be committed, if one is in flight.
+
+        Raises:
+            DBAPIError: Its transaction failed (the row is not there: the step must not commit).
+        """
+        conn = self._connections.unsettled()
+        if conn is None:
+            return
+        try:
+            self._connections.settle()
+        except psycopg.Error as error:
+            raise self._failed(conn, error, "<model-call ledger row, sent earlier>") from error
 
     def close(self) -> None:
         """Close every thread's connection this process opened (at shutdown)."""
@@ -136,14 +158,14 @@ class PgPipeline:
         }
         run_sets = self._run_sets(write, params)
         tool_results_written = False
-        chunks, replace = self._chunk_params(write.chunks, params)
+        chunks, replace = chunk_params(write.chunks, params)
         if write.successor is not None:
-            params |= self._successor_params(write.successor, now=write.now)
+            params |= successor_params(write.successor, now=write.now)
         if write.expected_event_seq is not None and write.final is None:
             # The events do not depend on the commit's reads: number them now and send everything
             # at once. Most steps of every run take this path.
             events, payloads = built_events(write, None, first_seq=write.expected_event_seq)
-            params |= self._event_params(events, payloads) | {"expected_seq": write.expected_event_seq}
+            params |= event_params(events, payloads) | {"expected_seq": write.expected_event_seq}
             # The finished calls never recorded ride in the statement; any other kind (rare: a
             # call a person approved, or restarted) is written first, in a transaction of its own.
             riding = [done for done in write.tool_results if done.start == "insert"]
@@ -181,7 +203,7 @@ class PgPipeline:
             usage = self._usage(row[2:])
             events, payloads = built_events(write, usage, first_seq=row[1] - write.event_count)
             if events:
-                params |= self._event_params(events, payloads)
+                params |= event_params(events, payloads)
             inserts = step_inserts(
                 successor=write.successor is not None, events=bool(events), chunks=chunks, replace=replace
             )
@@ -197,44 +219,6 @@ class PgPipeline:
     @staticmethod
     def _usage(values: Sequence[Any]) -> Usage:
         return Usage(**dict(zip(USAGE, values, strict=True)))
-
-    @staticmethod
-    def _successor_params(successor: SuccessorWrite, *, now: datetime) -> dict[str, Any]:
-        claimed = successor.claimed_by is not None
-        return {
-            "next_seq": successor.seq,
-            "next_name": successor.name,
-            "next_status": (StepStatus.RUNNING if claimed else StepStatus.PENDING).value,
-            "next_attempt": 1 if claimed else 0,
-            "next_owner": successor.claimed_by,
-            "next_expires": now + timedelta(seconds=successor.lease_seconds) if claimed else None,
-            "next_started": now if claimed else None,
-            "task_name": successor.task_name,
-            "queue": successor.queue,
-            "priority": successor.priority,
-            "task_id": successor.task_id,
-        }
-
-    @staticmethod
-    def _chunk_params(chunks: Sequence[StateChunk], params: dict[str, Any]) -> tuple[bool, bool]:
-        """The chunks' parameters go into ``params``; whether there are chunks, and lists to replace."""
-        if not chunks:
-            return False, False
-        params["chunk_fields"] = [chunk.field for chunk in chunks]
-        params["chunk_data"] = [chunk.data for chunk in chunks]
-        replaced = [chunk.field for chunk in chunks if chunk.replace]
-        if replaced:
-            params["replaced_fields"] = replaced
-        return True, bool(replaced)
-
-    @staticmethod
-    def _event_params(events: Sequence[Event], payloads: Sequence[str]) -> dict[str, Any]:
-        return {
-            "event_seqs": [event.seq for event in events],
-            "event_types": [event.type for event in events],
-            "event_payloads": payloads,
-            "event_times": [event.ts for event in events],
-        }
 
     def _run_sets(self, write: StepWrite, params: dict[str, Any]) -> tuple[str, ...]:
         """`advance_run_txn`'s ``SET`` list for this write (its parameters go into ``params``)."""
@@ -360,8 +344,15 @@ class PgPipeline:
         with self._connection(autocommit=True) as conn:
             conn.execute(statement, params, prepare=True)
 
-    def record_model_call(self, record: ModelCallRecord) -> bool:
-        """`record_model_call_txn` as one autocommitted statement; whether the row was new."""
+    def record_model_call(self, record: ModelCallRecord) -> None:
+        """`record_model_call_txn` in a transaction sent without waiting for its reply.
+
+        Once this returns, ``BEGIN``, the statement and ``COMMIT`` are on the socket: the server
+        commits the row even if this process is killed now, which is the ledger's guarantee (a
+        response paid for is never lost to a worker's crash). What is saved is the wait: the reply
+        is read (`settle`) by the next write or read of this thread, before the step's commit,
+        which must see the call's usage in the run's totals.
+        """
         params = {
             "run_id": record.run_id,
             "seq": record.seq,
@@ -373,8 +364,7 @@ class PgPipeline:
             **{name: getattr(record.usage, name) for name in USAGE},
         }
         with self._connection(autocommit=True) as conn:
-            row = conn.execute(RECORD_MODEL_CALL, params, prepare=True).fetchone()
-        return row is not None and row[0] == 1
+            self._connections.send_unsettled(conn, [("BEGIN", None), (RECORD_MODEL_CALL, params), ("COMMIT", None)])
 
     def record_tool_call_started(self, call: ToolCallRecord, *, start: ToolCallStart, now: datetime) -> None:
         """`record_tool_call_started_txn` or `restart_tool_call_txn` as one autocommitted statement."""

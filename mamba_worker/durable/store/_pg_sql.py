@@ -14,11 +14,12 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, assert_never
 
-from mamba_client.schemas import StepStarted
-from mamba_worker.durable.store._step_write import ToolCallResult
+from mamba_client.schemas import Event, StepStarted, StepStatus
+from mamba_worker.durable.store._chunks import StateChunk
+from mamba_worker.durable.store._step_write import SuccessorWrite, ToolCallResult
 from mamba_worker.durable.store._tables import RUNS
 
 USAGE = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "requests", "cost_usd")
@@ -323,6 +324,46 @@ def tool_result_params(results: Sequence[ToolCallResult]) -> dict[str, Any]:
         "tool_attempts": [done.call.attempt for done in results],
         "tool_args": [done.call.args for done in results],
         "tool_results": [done.result for done in results],
+    }
+
+
+def successor_params(successor: SuccessorWrite, *, now: datetime) -> dict[str, Any]:
+    """`_INSERT_STEP`'s and `_INSERT_OUTBOX`'s parameters: the successor, claimed by the writer or not."""
+    claimed = successor.claimed_by is not None
+    return {
+        "next_seq": successor.seq,
+        "next_name": successor.name,
+        "next_status": (StepStatus.RUNNING if claimed else StepStatus.PENDING).value,
+        "next_attempt": 1 if claimed else 0,
+        "next_owner": successor.claimed_by,
+        "next_expires": now + timedelta(seconds=successor.lease_seconds) if claimed else None,
+        "next_started": now if claimed else None,
+        "task_name": successor.task_name,
+        "queue": successor.queue,
+        "priority": successor.priority,
+        "task_id": successor.task_id,
+    }
+
+
+def chunk_params(chunks: Sequence[StateChunk], params: dict[str, Any]) -> tuple[bool, bool]:
+    """The chunks' parameters go into ``params``; whether there are chunks, and lists to replace."""
+    if not chunks:
+        return False, False
+    params["chunk_fields"] = [chunk.field for chunk in chunks]
+    params["chunk_data"] = [chunk.data for chunk in chunks]
+    replaced = [chunk.field for chunk in chunks if chunk.replace]
+    if replaced:
+        params["replaced_fields"] = replaced
+    return True, bool(replaced)
+
+
+def event_params(events: Sequence[Event], payloads: Sequence[str]) -> dict[str, Any]:
+    """`_INSERT_EVENTS`'s parameters: the numbered events' columns, as arrays."""
+    return {
+        "event_seqs": [event.seq for event in events],
+        "event_types": [event.type for event in events],
+        "event_payloads": payloads,
+        "event_times": [event.ts for event in events],
     }
 
 

@@ -58,6 +58,7 @@ class RunStore(StepWriter):
 
     @contextmanager
     def _read(self) -> Iterator[Session]:
+        self.settle()  # this thread reads its own model-call rows
         with Session(self._read_engine, expire_on_commit=False) as session, session.begin():
             yield session
 

@@ -81,9 +81,20 @@ class StepWriter:
     def session(self) -> Session:
         """A new session for writers; the caller opens the transaction (``with session.begin():``).
 
-        Objects stay readable after the commit (``expire_on_commit=False``).
+        Objects stay readable after the commit (``expire_on_commit=False``). A model-call row this
+        thread sent without waiting is committed first (`settle`).
         """
+        self.settle()
         return Session(self._engine, expire_on_commit=False)
+
+    def settle(self) -> None:
+        """Wait until this thread's model-call row sent without waiting is committed; raise its error if it failed.
+
+        Every write and read of the store does it first, so a thread always sees its own rows,
+        and a step's commit always comes after its calls' rows (the run's totals include them).
+        """
+        if self._pipeline is not None:
+            self._pipeline.settle()
 
     @property
     def pipelined(self) -> bool:
@@ -194,12 +205,17 @@ class StepWriter:
             return None
         return RunningClaim(run=run, chunks=chunks, claim=claim, events=[numbered], payloads=[payload])
 
-    def record_model_call(self, record: ModelCallRecord) -> bool:
-        """`record_model_call_txn` in a transaction of its own; whether the row was new."""
+    def record_model_call(self, record: ModelCallRecord) -> None:
+        """`record_model_call_txn` in a transaction of its own, committed whatever happens to this process.
+
+        On PostgreSQL it is sent without waiting for the reply (`PgPipeline.record_model_call`):
+        the next write or read of this thread waits for it first, and raises its error if it failed.
+        """
         if self._pipeline is not None:
-            return self._pipeline.record_model_call(record)
+            self._pipeline.record_model_call(record)
+            return
         with self.session() as session, session.begin():
-            return record_model_call_txn(
+            record_model_call_txn(
                 session,
                 run_id=record.run_id,
                 seq=record.seq,

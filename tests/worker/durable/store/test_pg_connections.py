@@ -35,6 +35,21 @@ def test_a_connection_the_server_ended_is_replaced_before_its_next_use(engine: s
     connections.close()
 
 
+def test_a_write_sent_without_waiting_is_settled_before_the_connection_is_used_again(engine: sa.Engine) -> None:
+    connections = ThreadConnections(engine)
+    conn = connections.get()
+    connections.send_unsettled(conn, [("BEGIN", None), ("SELECT pg_sleep(0.2)", None), ("COMMIT", None)])
+
+    with pytest.raises(RuntimeError, match="settle it first"):
+        connections.get()
+    connections.settle()
+
+    # Its replies were read, not taken for the server ending the connection: the same one is kept.
+    assert connections.get() is conn
+    assert conn.execute("SELECT 1").fetchone() == (1,)
+    connections.close()
+
+
 def _new(run_id: str, first: FirstStep) -> NewRun:
     return NewRun(run_id=run_id, queue="mamba", priority=None, state="{}", chunks=[], first=first)
 

@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -219,7 +223,7 @@ def test_a_refused_write_leaves_the_state_lists_as_they_were(
 
 def test_a_final_write_reports_the_runs_usage_as_of_the_commit(store: RunStore, make_run: MakeRun) -> None:
     run_id = _running(store, make_run)
-    assert store.record_model_call(
+    store.record_model_call(
         ModelCallRecord(run_id=run_id, seq=1, attempt=1, call_index=0, usage=USAGE, model_name="m", response="{}")
     )
     committed = StepCommitted(run_id=run_id, step_seq=1, step="think", attempt=1)
@@ -523,15 +527,13 @@ def test_the_claim_fast_path_does_not_apply_to_a_pending_run(store: RunStore, ma
 
 def test_a_model_call_is_counted_once(store: RunStore, make_run: MakeRun) -> None:
     run_id = _running(store, make_run)
+    record = ModelCallRecord(
+        run_id=run_id, seq=1, attempt=1, call_index=0, usage=USAGE, model_name="m", response='{"r": 1}'
+    )
 
-    def record() -> bool:
-        record = ModelCallRecord(
-            run_id=run_id, seq=1, attempt=1, call_index=0, usage=USAGE, model_name="m", response='{"r": 1}'
-        )
-        return store.record_model_call(record)
+    store.record_model_call(record)
+    store.record_model_call(record)
 
-    assert record()
-    assert not record()
     assert store.get_run(run_id).usage == USAGE
     assert store.get_step_row(run_id, 1).usage == USAGE
     [call] = store.get_model_calls(run_id, 1)
@@ -778,3 +780,51 @@ def test_once_one_thread_finds_its_connection_dead_the_others_replace_theirs_bef
     finally:
         first.shutdown()
         second.shutdown()
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_a_model_call_row_that_failed_fails_the_threads_next_write(store: RunStore, make_run: MakeRun) -> None:
+    # Sent without waiting: the error comes with the next write, which must not commit without it.
+    run_id = _running(store, make_run)
+    too_big = USAGE.model_copy(update={"input_tokens": 2**70})  # past bigint: the server refuses it
+    store.record_model_call(
+        ModelCallRecord(run_id=run_id, seq=1, attempt=1, call_index=0, usage=too_big, model_name="m", response="{}")
+    )
+
+    with pytest.raises(DBAPIError, match="model-call ledger row"):
+        store.write_step(_next(run_id))
+
+    assert store.get_model_calls(run_id, 1) == []
+    assert store.get_run(run_id).usage == Usage()
+    assert isinstance(store.write_step(_next(run_id)), StepWritten)  # the connection is usable again
+
+
+_RECORD_AND_DIE = """
+import os, signal, sys
+from mamba_client.schemas import Usage
+from mamba_worker.durable.store import ModelCallRecord, RunStore, create_engine
+
+store = RunStore(create_engine(sys.argv[1]))
+usage = Usage(input_tokens=100, output_tokens=20, requests=1, cost_usd=0.25)
+store.record_model_call(
+    ModelCallRecord(run_id=sys.argv[2], seq=1, attempt=1, call_index=0, usage=usage, model_name="m", response="{}")
+)
+os.kill(os.getpid(), signal.SIGKILL)  # before anything reads the reply
+"""
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_a_model_call_row_is_committed_though_the_worker_dies_right_after(
+    store: RunStore, make_run: MakeRun, engine: Engine, tmp_path: Path
+) -> None:
+    run_id = _running(store, make_run)
+    script = tmp_path / "record_and_die.py"
+    script.write_text(_RECORD_AND_DIE)
+    url = engine.url.render_as_string(hide_password=False)
+
+    died = subprocess.run([sys.executable, str(script), url, run_id], capture_output=True, check=False)
+
+    assert died.returncode == -signal.SIGKILL, died.stderr.decode()
+    wait_until(lambda: store.get_run(run_id).usage == USAGE, what="the model-call row sent before the kill")
+    [call] = store.get_model_calls(run_id, 1)
+    assert call.usage == USAGE
