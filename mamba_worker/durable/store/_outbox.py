@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, exists, select, update
 from sqlmodel import Session
 
 from mamba_client.schemas import StepStatus
@@ -74,25 +74,57 @@ def mark_dispatched_txn(session: Session, run_id: str, seq: int, *, task_id: str
     """Record that the message was handed to the broker; ``False`` when someone recorded it first.
 
     ``UPDATE outbox SET dispatched_at = :now, task_id = :task_id, attempt = attempt + 1 WHERE
-    run_id AND seq AND dispatched_at IS NULL``, and the step moves from ``pending`` to
+    run_id AND seq`` and, read from the row locked first, ``dispatched_at IS NULL``; the step moves from ``pending`` to
     ``dispatched`` (unless a worker already claimed it, which is fine). When the worker and the
     reconciler both send, both messages exist anyway, and only one claim can win; ``False`` here
     only tells the second sender that it was second.
     """
     now = now or utcnow()
     conn = connection(session)
-    stamped = conn.execute(
-        update(OUTBOX)
-        .where(OUTBOX.c.run_id == run_id, OUTBOX.c.seq == seq, OUTBOX.c.dispatched_at.is_(None))
-        .values(dispatched_at=now, task_id=task_id, attempt=OUTBOX.c.attempt + 1)
-    ).rowcount
+    keys = {"b_run_id": run_id, "b_seq": seq}
+    stamp = {"b_now": now, "b_task_id": task_id}
+    stamped = conn.execute(_STAMP, keys | stamp).first() is not None
     if stamped:
-        conn.execute(
-            update(STEPS)
-            .where(STEPS.c.run_id == run_id, STEPS.c.seq == seq, STEPS.c.status == StepStatus.PENDING)
-            .values(status=StepStatus.DISPATCHED)
-        )
-    return stamped == 1
+        conn.execute(_DISPATCH_STEP, keys)
+    return stamped
+
+
+# Both rows are found by primary key and locked, then tested: with the test in the scan's own
+# WHERE, PostgreSQL's planner took the pending-outbox index (or the steps' status index) whenever
+# its statistics made undispatched rows look rare, and walked every row of a backlog. Locked
+# first, a second sender that waited on the lock tests the row the first one left.
+_LOCKED_OUTBOX = (
+    select(OUTBOX.c.dispatched_at)
+    .where(OUTBOX.c.run_id == bindparam("b_run_id"), OUTBOX.c.seq == bindparam("b_seq"))
+    .with_for_update()
+    .cte("locked_outbox")
+)
+_STAMP = (
+    update(OUTBOX)
+    .where(
+        OUTBOX.c.run_id == bindparam("b_run_id"),
+        OUTBOX.c.seq == bindparam("b_seq"),
+        exists().where(_LOCKED_OUTBOX.c.dispatched_at.is_(None)),
+    )
+    .values(dispatched_at=bindparam("b_now"), task_id=bindparam("b_task_id"), attempt=OUTBOX.c.attempt + 1)
+    # Not ``rowcount``: Python's sqlite3 counts no rows for a statement that starts with ``WITH``.
+    .returning(OUTBOX.c.seq)
+)
+_LOCKED_STEP = (
+    select(STEPS.c.status)
+    .where(STEPS.c.run_id == bindparam("b_run_id"), STEPS.c.seq == bindparam("b_seq"))
+    .with_for_update()
+    .cte("locked_step")
+)
+_DISPATCH_STEP = (
+    update(STEPS)
+    .where(
+        STEPS.c.run_id == bindparam("b_run_id"),
+        STEPS.c.seq == bindparam("b_seq"),
+        exists().where(_LOCKED_STEP.c.status == StepStatus.PENDING),
+    )
+    .values(status=StepStatus.DISPATCHED)
+)
 
 
 def requeue_outbox_txn(

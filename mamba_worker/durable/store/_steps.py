@@ -265,12 +265,7 @@ def reset_step_txn(session: Session, run_id: str, seq: int) -> bool:
     The error and attempt count stay for the record. Repeating it is harmless: the second call finds
     the step ``pending`` and changes nothing.
     """
-    statement = (
-        update(STEPS)
-        .where(STEPS.c.run_id == run_id, STEPS.c.seq == seq, STEPS.c.status == StepStatus.FAILED)
-        .values(status=StepStatus.PENDING, finished_at=None)
-    )
-    return connection(session).execute(statement).rowcount == 1
+    return connection(session).execute(_RESET, _bound({"run_id": run_id, "seq": seq})).first() is not None
 
 
 def load_step_txn(session: Session, run_id: str, seq: int) -> StepRow:
@@ -347,11 +342,11 @@ _RUN_STATUS = (
 _CLAIM_RUNNING = _CLAIM_UPDATE.where(
     exists().where(_RUN_STATUS.c.status == RunStatus.RUNNING, _RUN_STATUS.c.cancel_requested.is_(False))
 ).returning(STEPS.c.attempt, STEPS.c.name)
-# A heartbeat, a commit, a failure or a lease's expiry finds its step by primary key and locks it,
-# then tests it: with the test in the scan's own WHERE, PostgreSQL's planner took the status index
-# whenever its statistics made 'running' look rare, and walked every running step (8 ms a
-# heartbeat with 15,000 of them). The lock is taken before the test, so a writer that waited on it tests the row
-# the other writer left.
+# A heartbeat, a commit, a failure, a retry or a lease's expiry finds its step by primary key and
+# locks it, then tests it: with the test in the scan's own WHERE, PostgreSQL's planner took the
+# status index whenever its statistics made the status look rare, and walked every step in it (8 ms
+# a heartbeat with 15,000 running). The lock is taken before the test, so a writer that waited on
+# it tests the row the other writer left.
 _HELD_STEP = (
     select(STEPS.c.status, STEPS.c.lease_owner, STEPS.c.attempt, STEPS.c.lease_expires_at)
     .where(STEPS.c.run_id == bindparam("b_run_id"), STEPS.c.seq == bindparam("b_seq"))
@@ -374,6 +369,16 @@ _MARK_COMMITTED = (
     update(STEPS)
     .where(STEPS.c.run_id == bindparam("b_run_id"), STEPS.c.seq == bindparam("b_seq"), _STILL_HELD)
     .values(status=StepStatus.COMMITTED, lease_owner=None, lease_expires_at=None, finished_at=bindparam("b_now"))
+    .returning(STEPS.c.seq)
+)
+_RESET = (
+    update(STEPS)
+    .where(
+        STEPS.c.run_id == bindparam("b_run_id"),
+        STEPS.c.seq == bindparam("b_seq"),
+        exists().where(_HELD_STEP.c.status == StepStatus.FAILED),
+    )
+    .values(status=StepStatus.PENDING, finished_at=None)
     .returning(STEPS.c.seq)
 )
 _EXPIRE_LEASE = (

@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import Engine
 
 from mamba_client.schemas import RunStatus, StepStatus
 from mamba_worker.durable.store import (
@@ -11,7 +15,7 @@ from mamba_worker.durable.store import (
     requeue_outbox_txn,
     update_run_txn,
 )
-from tests.worker.durable.store.conftest import MakeRun
+from tests.worker.durable.store.conftest import MakeRun, plan_of_update
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -61,6 +65,31 @@ def test_dispatch_is_recorded_once_and_moves_the_step(store: RunStore, make_run:
     assert store.get_step_row(run_id, 1).status is StepStatus.DISPATCHED
     [row] = store.get_stalled_dispatches(dispatched_before=T0 + timedelta(days=1))
     assert (row.task_id, row.attempt, row.dispatched_at) == ("t1", 1, T0)
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("table", ["outbox", "steps"])
+def test_a_dispatch_finds_its_rows_by_primary_key(
+    store: RunStore, make_run: MakeRun, engine: Engine, table: str
+) -> None:
+    # Statistics in which undispatched rows and pending steps are rare (many sent and finished,
+    # analysed), then a backlog's row: a dispatch planned to scan the pending-outbox or status
+    # index walks every row in it.
+    for _ in range(150):
+        _queue(store, make_run(steps=("think",)))
+    with engine.begin() as connection:
+        connection.exec_driver_sql("UPDATE outbox SET dispatched_at = queued_at")
+        connection.exec_driver_sql("UPDATE steps SET status = 'committed'")
+        connection.exec_driver_sql("ANALYZE outbox")
+        connection.exec_driver_sql("ANALYZE steps")
+    run_id = make_run(steps=("think",))
+    _queue(store, run_id)
+
+    plan = plan_of_update(engine, table, lambda: _dispatch(store, run_id))
+
+    # Only the primary key, if any index: a table this small may be read whole.
+    assert set(re.findall(r"Index (?:Only )?Scan (?:using|on) (\w+)", plan)) <= {f"pk_{table}"}, plan
+    assert store.get_step_row(run_id, 1).status is StepStatus.DISPATCHED
 
 
 def test_dispatch_after_the_claim_leaves_the_step_running(store: RunStore, make_run: MakeRun) -> None:

@@ -145,6 +145,7 @@ _STEP_WRITERS: dict[str, Callable[[Session, str], object]] = {
     ),
     "lease expiry": lambda session, run_id: expire_lease_txn(session, run_id, 1, now=T0 + timedelta(hours=1)),
     "abort": lambda session, run_id: abort_step_txn(session, run_id, 1, error=ERROR, now=T0),
+    "retry": lambda session, run_id: reset_step_txn(session, run_id, 1),
 }
 
 
