@@ -17,7 +17,8 @@ from sqlmodel import Session
 
 from mamba_client.schemas import StepStatus
 from mamba_worker.durable.store._sql import connection, insert_ignore
-from mamba_worker.durable.store._tables import OUTBOX, STEPS
+from mamba_worker.durable.store._steps import LOCKED_STEP, locked_step_update
+from mamba_worker.durable.store._tables import OUTBOX
 from mamba_worker.durable.store._types import utcnow
 
 
@@ -74,10 +75,10 @@ def mark_dispatched_txn(session: Session, run_id: str, seq: int, *, task_id: str
     """Record that the message was handed to the broker; ``False`` when someone recorded it first.
 
     ``UPDATE outbox SET dispatched_at = :now, task_id = :task_id, attempt = attempt + 1 WHERE
-    run_id AND seq`` and, read from the row locked first, ``dispatched_at IS NULL``; the step moves from ``pending`` to
-    ``dispatched`` (unless a worker already claimed it, which is fine). When the worker and the
-    reconciler both send, both messages exist anyway, and only one claim can win; ``False`` here
-    only tells the second sender that it was second.
+    run_id AND seq`` and, read from the row locked first, ``dispatched_at IS NULL``; the step moves
+    from ``pending`` to ``dispatched`` (unless a worker already claimed it, which is fine). When
+    the worker and the reconciler both send, both messages exist anyway, and only one claim can
+    win; ``False`` here only tells the second sender that it was second.
     """
     now = now or utcnow()
     conn = connection(session)
@@ -110,21 +111,7 @@ _STAMP = (
     # Not ``rowcount``: Python's sqlite3 counts no rows for a statement that starts with ``WITH``.
     .returning(OUTBOX.c.seq)
 )
-_LOCKED_STEP = (
-    select(STEPS.c.status)
-    .where(STEPS.c.run_id == bindparam("b_run_id"), STEPS.c.seq == bindparam("b_seq"))
-    .with_for_update()
-    .cte("locked_step")
-)
-_DISPATCH_STEP = (
-    update(STEPS)
-    .where(
-        STEPS.c.run_id == bindparam("b_run_id"),
-        STEPS.c.seq == bindparam("b_seq"),
-        exists().where(_LOCKED_STEP.c.status == StepStatus.PENDING),
-    )
-    .values(status=StepStatus.DISPATCHED)
-)
+_DISPATCH_STEP = locked_step_update(LOCKED_STEP.c.status == StepStatus.PENDING, status=StepStatus.DISPATCHED)
 
 
 def requeue_outbox_txn(

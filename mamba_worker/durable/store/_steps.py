@@ -13,8 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, bindparam, exists, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, exists, insert, or_, select, update
+from sqlalchemy.sql.dml import ReturningUpdate
 from sqlmodel import Session
 
 from mamba_client.schemas import ErrorBody, RunStatus, StepStatus
@@ -223,18 +225,14 @@ def mark_step_failed_txn(
     Guarded like `mark_step_committed_txn`, so a duplicate report changes nothing.
     """
     now = now or utcnow()
-    statement = (
-        update(STEPS)
-        .where(STEPS.c.run_id == bindparam("b_run_id"), STEPS.c.seq == bindparam("b_seq"), _STILL_HELD)
-        .values(
-            status=StepStatus.PENDING if will_retry else StepStatus.FAILED,
-            lease_owner=None,
-            lease_expires_at=None,
-            error=error,
-            traceback=traceback,
-            finished_at=None if will_retry else now,
-        )
-        .returning(STEPS.c.seq)
+    statement = locked_step_update(
+        *_HELD,
+        status=StepStatus.PENDING if will_retry else StepStatus.FAILED,
+        lease_owner=None,
+        lease_expires_at=None,
+        error=error,
+        traceback=traceback,
+        finished_at=None if will_retry else now,
     )
     params = _bound({"run_id": run_id, "seq": seq, "owner": owner, "attempt": attempt})
     return connection(session).execute(statement, params).first() is not None
@@ -347,47 +345,43 @@ _CLAIM_RUNNING = _CLAIM_UPDATE.where(
 # status index whenever its statistics made the status look rare, and walked every step in it (8 ms
 # a heartbeat with 15,000 running). The lock is taken before the test, so a writer that waited on
 # it tests the row the other writer left.
-_HELD_STEP = (
+LOCKED_STEP = (
     select(STEPS.c.status, STEPS.c.lease_owner, STEPS.c.attempt, STEPS.c.lease_expires_at)
     .where(STEPS.c.run_id == bindparam("b_run_id"), STEPS.c.seq == bindparam("b_seq"))
     .with_for_update()
-    .cte("held_step")
+    .cte("locked_step")
 )
-_STILL_HELD = exists().where(
-    _HELD_STEP.c.status == StepStatus.RUNNING,
-    _HELD_STEP.c.lease_owner == bindparam("b_owner"),
-    _HELD_STEP.c.attempt == bindparam("b_attempt"),
-)
-_HEARTBEAT = (
-    update(STEPS)
-    .where(STEPS.c.run_id == bindparam("b_run_id"), STEPS.c.seq == bindparam("b_seq"), _STILL_HELD)
-    .values(lease_expires_at=bindparam("b_expires"))
-    # Not ``rowcount``: Python's sqlite3 counts no rows for a statement that starts with ``WITH``.
-    .returning(STEPS.c.seq)
-)
-_MARK_COMMITTED = (
-    update(STEPS)
-    .where(STEPS.c.run_id == bindparam("b_run_id"), STEPS.c.seq == bindparam("b_seq"), _STILL_HELD)
-    .values(status=StepStatus.COMMITTED, lease_owner=None, lease_expires_at=None, finished_at=bindparam("b_now"))
-    .returning(STEPS.c.seq)
-)
-_RESET = (
-    update(STEPS)
-    .where(
-        STEPS.c.run_id == bindparam("b_run_id"),
-        STEPS.c.seq == bindparam("b_seq"),
-        exists().where(_HELD_STEP.c.status == StepStatus.FAILED),
+"""The step ``(b_run_id, b_seq)``, locked: what `locked_step_update` tests."""
+
+
+def locked_step_update(*tests: ColumnElement[bool], **values: Any) -> ReturningUpdate[tuple[int]]:
+    """``UPDATE steps SET values`` for the step ``(b_run_id, b_seq)``, made only if ``tests`` hold on it locked.
+
+    The tests read `LOCKED_STEP`. It returns the step's ``seq`` when made (not ``rowcount``:
+    Python's sqlite3 counts no rows for a statement that starts with ``WITH``).
+    """
+    return (
+        update(STEPS)
+        .where(STEPS.c.run_id == bindparam("b_run_id"), STEPS.c.seq == bindparam("b_seq"), exists().where(*tests))
+        .values(**values)
+        .returning(STEPS.c.seq)
     )
-    .values(status=StepStatus.PENDING, finished_at=None)
-    .returning(STEPS.c.seq)
+
+
+_HELD = (
+    LOCKED_STEP.c.status == StepStatus.RUNNING,
+    LOCKED_STEP.c.lease_owner == bindparam("b_owner"),
+    LOCKED_STEP.c.attempt == bindparam("b_attempt"),
 )
-_EXPIRE_LEASE = (
-    update(STEPS)
-    .where(
-        STEPS.c.run_id == bindparam("b_run_id"),
-        STEPS.c.seq == bindparam("b_seq"),
-        exists().where(_HELD_STEP.c.status == StepStatus.RUNNING, _HELD_STEP.c.lease_expires_at < bindparam("b_now")),
-    )
-    .values(status=StepStatus.PENDING, lease_owner=None, lease_expires_at=None)
-    .returning(STEPS.c.seq)
+_HEARTBEAT = locked_step_update(*_HELD, lease_expires_at=bindparam("b_expires"))
+_MARK_COMMITTED = locked_step_update(
+    *_HELD, status=StepStatus.COMMITTED, lease_owner=None, lease_expires_at=None, finished_at=bindparam("b_now")
+)
+_RESET = locked_step_update(LOCKED_STEP.c.status == StepStatus.FAILED, status=StepStatus.PENDING, finished_at=None)
+_EXPIRE_LEASE = locked_step_update(
+    LOCKED_STEP.c.status == StepStatus.RUNNING,
+    LOCKED_STEP.c.lease_expires_at < bindparam("b_now"),
+    status=StepStatus.PENDING,
+    lease_owner=None,
+    lease_expires_at=None,
 )

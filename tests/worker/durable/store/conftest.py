@@ -191,3 +191,16 @@ def plan_of_update(engine: Engine, table: str, write: Callable[[], object]) -> s
     statement, parameters = sent[0]
     with engine.connect() as connection:
         return "\n".join(row[0] for row in connection.exec_driver_sql(f"EXPLAIN {statement}", parameters))
+
+
+def finished_and_analysed(engine: Engine, **assignments: str) -> None:
+    """Set every row of each table (``table="<SET clause>"``), then ANALYZE those tables.
+
+    Statistics like a deployment's, in which the statuses the runtime's writes test look rare: a
+    write planned to scan a status index would walk every row in that status to find its own.
+    """
+    with engine.begin() as connection:
+        for table, assignment in assignments.items():
+            connection.exec_driver_sql(f"UPDATE {table} SET {assignment}")
+        for table in assignments:
+            connection.exec_driver_sql(f"ANALYZE {table}")

@@ -15,7 +15,7 @@ from mamba_worker.durable.store import (
     requeue_outbox_txn,
     update_run_txn,
 )
-from tests.worker.durable.store.conftest import MakeRun, plan_of_update
+from tests.worker.durable.store.conftest import MakeRun, finished_and_analysed, plan_of_update
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -77,11 +77,7 @@ def test_a_dispatch_finds_its_rows_by_primary_key(
     # index walks every row in it.
     for _ in range(150):
         _queue(store, make_run(steps=("think",)))
-    with engine.begin() as connection:
-        connection.exec_driver_sql("UPDATE outbox SET dispatched_at = queued_at")
-        connection.exec_driver_sql("UPDATE steps SET status = 'committed'")
-        connection.exec_driver_sql("ANALYZE outbox")
-        connection.exec_driver_sql("ANALYZE steps")
+    finished_and_analysed(engine, outbox="dispatched_at = queued_at", steps="status = 'committed'")
     run_id = make_run(steps=("think",))
     _queue(store, run_id)
 

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from mamba_client.schemas import RunStatus, StepStatus, ToolCallStatus
 from mamba_worker.durable.store import _pg_sql, _pg_submit
 from mamba_worker.durable.store._tables import RUNS
-from tests.worker.durable.store.conftest import MakeRun
+from tests.worker.durable.store.conftest import MakeRun, finished_and_analysed
 
 STATEMENTS = {
     "step_guard": _pg_sql.step_guard(("state = %(state)s",)),
@@ -73,11 +73,7 @@ def test_a_per_step_statement_finds_its_rows_by_primary_key(engine: sa.Engine, m
     # came back; the prepared statement keeps its plan.
     for _ in range(150):
         make_run(steps=("think", "act", "observe"))
-    with engine.begin() as connection:
-        connection.exec_driver_sql("UPDATE runs SET status = 'succeeded'")
-        connection.exec_driver_sql("UPDATE steps SET status = 'committed'")
-        connection.exec_driver_sql("ANALYZE runs")
-        connection.exec_driver_sql("ANALYZE steps")
+    finished_and_analysed(engine, runs="status = 'succeeded'", steps="status = 'committed'")
 
     with engine.connect() as connection:
         plan = _generic_plan(connection, STATEMENTS[name])

@@ -16,7 +16,7 @@ from mamba_worker.durable.store import (
     new_run_id,
     update_run_txn,
 )
-from tests.worker.durable.store.conftest import MakeRun, plan_of_update
+from tests.worker.durable.store.conftest import MakeRun, finished_and_analysed, plan_of_update
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -117,9 +117,7 @@ def test_a_guarded_update_finds_its_run_by_primary_key(store: RunStore, make_run
     # burst of submits): an update planned to scan the status index walks every pending run.
     for _ in range(300):
         make_run()
-    with engine.begin() as connection:
-        connection.exec_driver_sql("UPDATE runs SET status = 'succeeded'")
-        connection.exec_driver_sql("ANALYZE runs")
+    finished_and_analysed(engine, runs="status = 'succeeded'")
     run_id = make_run()
 
     def start() -> None:

@@ -29,7 +29,7 @@ from mamba_worker.durable.store import (
     reset_step_txn,
     update_run_txn,
 )
-from tests.worker.durable.store.conftest import MakeRun, plan_of_update
+from tests.worker.durable.store.conftest import MakeRun, finished_and_analysed, plan_of_update
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 LEASE = 60.0
@@ -159,11 +159,7 @@ def test_a_step_writer_finds_its_rows_by_primary_key(
     # that status to find its own.
     for _ in range(150):
         make_run(steps=("think", "act", "observe"))
-    with engine.begin() as connection:
-        connection.exec_driver_sql("UPDATE steps SET status = 'committed'")
-        connection.exec_driver_sql("UPDATE runs SET status = 'succeeded'")
-        connection.exec_driver_sql("ANALYZE steps")
-        connection.exec_driver_sql("ANALYZE runs")
+    finished_and_analysed(engine, steps="status = 'committed'", runs="status = 'succeeded'")
     run_id = make_run(steps=("think",))
     _claim(store, run_id, "w1")
 
