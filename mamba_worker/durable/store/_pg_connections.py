@@ -18,6 +18,7 @@ import select
 import threading
 import weakref
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from typing import Any, cast
 
 import psycopg
@@ -90,6 +91,9 @@ class ThreadConnections:
         process dies, so a transaction among them (``BEGIN`` ... ``COMMIT``) is committed whatever
         happens here. Their replies, and any error, come from `settle`.
         """
+        held: _Held | None = getattr(self._held, "held", None)
+        if held is None or held.conn is not conn:
+            raise ValueError("send_unsettled takes this thread's connection, as `get` returned it")
         pipeline = conn.pipeline()
         pipeline.__enter__()
         try:
@@ -101,7 +105,7 @@ class ThreadConnections:
         except BaseException as error:
             pipeline.__exit__(type(error), error, error.__traceback__)
             raise
-        self._held.held.unsettled = pipeline
+        held.unsettled = pipeline
 
     def unsettled(self) -> psycopg.Connection[Any] | None:
         """This thread's connection if it holds a write sent without waiting (`send_unsettled`)."""
@@ -151,8 +155,9 @@ class _Held:
 
     def __init__(self, conn: psycopg.Connection[Any], pid: int, generation: int) -> None:
         self.conn, self.pid, self.generation = conn, pid, generation
-        self.unsettled: psycopg.Pipeline | None = None
-        """A write sent without waiting for its replies (`ThreadConnections.send_unsettled`)."""
+        self.unsettled: AbstractContextManager[psycopg.Pipeline] | None = None
+        """The pipeline of a write sent without waiting for its replies (`ThreadConnections.send_unsettled`);
+        leaving it reads them."""
         # Built once: `spoken_to` runs before every statement. Where ``poll`` is missing (Windows), none.
         self._poller = select.poll() if hasattr(select, "poll") else None
         if self._poller is not None:
