@@ -98,7 +98,7 @@ class ThreadConnections:
         pipeline.__enter__()
         try:
             for statement, params in statements:
-                conn.execute(statement, params, prepare=params is not None)
+                self.execute(conn, statement, params)
             # psycopg sends what fits in the socket; wait for the rest to be taken.
             while conn.pgconn.flush():
                 select.select([], [conn.fileno()], [])
@@ -126,6 +126,25 @@ class ThreadConnections:
             return  # a forked child never reads its parent's replies
         pipeline.__exit__(None, None, None)  # sends a Sync and reads every reply
 
+    def execute(self, conn: psycopg.Connection[Any], statement: str, params: Any = None) -> psycopg.Cursor[Any]:
+        """Run ``statement`` on ``conn`` (from `get`), server-prepared, through a cursor kept for it.
+
+        Why a cursor per statement: psycopg keeps a cursor's adapters (its ``Transformer``, with
+        the dumpers it picked for each list's element type) only while the cursor runs the same
+        query object again. A new cursor per statement built six list dumpers per step commit,
+        and dumping the parameters cost more than the rest of the client's work on it.
+
+        In pipeline mode, one statement text must not be queued twice before its first result is
+        read: both would land on the same cursor.
+        """
+        held: _Held | None = getattr(self._held, "held", None)
+        if held is None or held.conn is not conn:
+            raise ValueError("execute takes this thread's connection, as `get` returned it")
+        cursor = held.cursors.get(statement)
+        if cursor is None:
+            cursor = held.cursors[statement] = conn.cursor()
+        return cursor.execute(statement, params, prepare=params is not None)
+
     def lost(self, conn: psycopg.Connection[Any]) -> None:
         """``conn`` was found disconnected: drop it, and have every other thread replace its own too."""
         with self._lock:
@@ -151,10 +170,12 @@ class ThreadConnections:
 class _Held:
     """One thread's connection, with the process and the generation it was opened in."""
 
-    __slots__ = ("__weakref__", "_poller", "conn", "generation", "pid", "unsettled")
+    __slots__ = ("__weakref__", "_poller", "conn", "cursors", "generation", "pid", "unsettled")
 
     def __init__(self, conn: psycopg.Connection[Any], pid: int, generation: int) -> None:
         self.conn, self.pid, self.generation = conn, pid, generation
+        self.cursors: dict[str, psycopg.Cursor[Any]] = {}
+        """One cursor per statement text (`ThreadConnections.execute`); they end with the connection."""
         self.unsettled: AbstractContextManager[psycopg.Pipeline] | None = None
         """The pipeline of a write sent without waiting for its replies (`ThreadConnections.send_unsettled`);
         leaving it reads them."""

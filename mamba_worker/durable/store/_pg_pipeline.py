@@ -181,7 +181,7 @@ class PgPipeline:
                 tool_results=bool(riding),
             )
             with self._connection(autocommit=True) as conn:
-                row = conn.execute(statement, params, prepare=True).fetchone()
+                row = self._connections.execute(conn, statement, params).fetchone()
             tool_results_written = True
             assert row is not None  # the statement always returns one row
             if row[0] == 1:
@@ -193,7 +193,7 @@ class PgPipeline:
             self._record_tool_results(write.tool_results, write.now)
         guard = step_guard(run_sets)  # cached per set of columns
         with self._connection() as conn, conn.pipeline() as pipeline:
-            guarded = conn.execute(guard, params, prepare=True)
+            guarded = self._connections.execute(conn, guard, params)
             pipeline.sync()
             row = guarded.fetchone()
             assert row is not None  # the statement always returns one row
@@ -208,7 +208,7 @@ class PgPipeline:
                 successor=write.successor is not None, events=bool(events), chunks=chunks, replace=replace
             )
             if inserts is not None:
-                conn.execute(inserts, params, prepare=True)
+                self._connections.execute(conn, inserts, params)
             conn.commit()
         return StepWritten(events=events, usage=usage, payloads=payloads, next_event_seq=row[1])
 
@@ -283,7 +283,7 @@ class PgPipeline:
                 "run_event_tail": run_tail,
             }
             with self._connection(autocommit=True) as conn:
-                row = conn.execute(CLAIM_FRESH, params | template, prepare=True).fetchone()
+                row = self._connections.execute(conn, CLAIM_FRESH, params | template).fetchone()
             if row is not None:
                 run, claim, chunks = self._claimed(row[1:], after_seq=after_seq)
                 number = run.next_event_seq - 1
@@ -294,7 +294,7 @@ class PgPipeline:
                     payloads.insert(0, f'{run_head}"seq":{number - 1}{run_tail}')
                 return RunningClaim(run=run, chunks=chunks, claim=claim, events=events, payloads=payloads)
         with self._connection() as conn, conn.pipeline() as pipeline:
-            claimed = conn.execute(CLAIM_RUNNING, params, prepare=True)
+            claimed = self._connections.execute(conn, CLAIM_RUNNING, params)
             pipeline.sync()
             row = claimed.fetchone()
             if row is None:
@@ -307,7 +307,8 @@ class PgPipeline:
                 return None
             numbered = built.model_copy(update={"seq": run.next_event_seq - 1})
             payload = numbered.model_dump_json()
-            conn.execute(
+            self._connections.execute(
+                conn,
                 INSERT_EVENT,
                 {
                     "run_id": numbered.run_id,
@@ -342,7 +343,7 @@ class PgPipeline:
     def execute_once(self, statement: str, params: dict[str, Any]) -> None:
         """One autocommitted, server-prepared statement on this thread's connection (a submit's)."""
         with self._connection(autocommit=True) as conn:
-            conn.execute(statement, params, prepare=True)
+            self._connections.execute(conn, statement, params)
 
     def record_model_call(self, record: ModelCallRecord) -> None:
         """`record_model_call_txn` in a transaction sent without waiting for its reply.
@@ -370,7 +371,7 @@ class PgPipeline:
         """`record_tool_call_started_txn` or `restart_tool_call_txn` as one autocommitted statement."""
         params = {**dataclasses.asdict(call), "now": now}
         with self._connection(autocommit=True) as conn:
-            conn.execute(START_TOOL_CALL if start == "insert" else RESTART_TOOL_CALL, params, prepare=True)
+            self._connections.execute(conn, START_TOOL_CALL if start == "insert" else RESTART_TOOL_CALL, params)
 
     def record_tool_call_finished(
         self, call: ToolCallRecord, *, result: str, start: ToolCallStart | None, now: datetime
@@ -379,10 +380,10 @@ class PgPipeline:
         statements = tool_result_statements(ToolCallResult(call=call, result=result, start=start), now=now)
         if len(statements) == 1:
             with self._connection(autocommit=True) as conn:
-                return conn.execute(*statements[0], prepare=True).rowcount == 1
+                return self._connections.execute(conn, *statements[0]).rowcount == 1
         with self._connection() as conn, conn.pipeline():
             for statement, params in statements[:-1]:
-                conn.execute(statement, params, prepare=True)
-            finished = conn.execute(*statements[-1], prepare=True)
+                self._connections.execute(conn, statement, params)
+            finished = self._connections.execute(conn, *statements[-1])
             conn.commit()
         return finished.rowcount == 1

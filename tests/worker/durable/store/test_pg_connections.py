@@ -50,6 +50,45 @@ def test_a_write_sent_without_waiting_is_settled_before_the_connection_is_used_a
     connections.close()
 
 
+def test_a_statement_runs_through_the_cursor_kept_for_it(engine: sa.Engine) -> None:
+    connections = ThreadConnections(engine)
+    conn = connections.get()
+    statement = "SELECT %(numbers)s::bigint[], %(names)s::text[]"
+
+    first = connections.execute(conn, statement, {"numbers": [1, 2], "names": ["a"]})
+    assert first.fetchone() == ([1, 2], ["a"])
+    # Ints that need a wider type than the kept cursor's first dumper, and other names.
+    again = connections.execute(conn, statement, {"numbers": [3, 2**40, None], "names": ["b", None]})
+
+    assert again is first
+    assert again.fetchone() == ([3, 2**40, None], ["b", None])
+    assert connections.execute(conn, "SELECT 1").fetchone() == (1,)
+    assert connections.execute(conn, "SELECT 1") is not first
+    connections.close()
+
+
+def test_a_replaced_connection_runs_statements_on_cursors_of_its_own(engine: sa.Engine) -> None:
+    connections = ThreadConnections(engine)
+    first = connections.get()
+    connections.execute(first, "SELECT %(x)s::int", {"x": 1})
+    terminate_backends(engine, f"pid = {first.info.backend_pid}")
+
+    second = connections.get()
+
+    assert connections.execute(second, "SELECT %(x)s::int", {"x": 2}).fetchone() == (2,)
+    connections.close()
+
+
+def test_a_statement_on_another_threads_connection_is_refused(engine: sa.Engine) -> None:
+    connections, others = ThreadConnections(engine), ThreadConnections(engine)
+    connections.get()
+
+    with pytest.raises(ValueError, match="this thread's connection"):
+        connections.execute(others.get(), "SELECT 1")
+    connections.close()
+    others.close()
+
+
 def _new(run_id: str, first: FirstStep) -> NewRun:
     return NewRun(run_id=run_id, queue="mamba", priority=None, state="{}", chunks=[], first=first)
 

@@ -75,17 +75,17 @@ def _events(run_id: str, *extra: Event) -> list[Event]:
 
 
 def _counting_pg_statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """From now on, every statement `PgPipeline` sends (``psycopg.Connection.execute``) is listed here."""
-    import psycopg  # the postgres extra
+    """From now on, every statement `PgPipeline` sends (through ``ThreadConnections.execute``) is listed here."""
+    from mamba_worker.durable.store._pg_connections import ThreadConnections  # the postgres extra
 
     statements: list[str] = []
-    execute = psycopg.Connection.execute
+    execute = ThreadConnections.execute
 
-    def counted(self: psycopg.Connection[Any], query: Any, *args: Any, **kwargs: Any) -> Any:
-        statements.append(str(query))
-        return execute(self, query, *args, **kwargs)
+    def counted(self: ThreadConnections, conn: Any, statement: str, *args: Any) -> Any:
+        statements.append(statement)
+        return execute(self, conn, statement, *args)
 
-    monkeypatch.setattr(psycopg.Connection, "execute", counted)
+    monkeypatch.setattr(ThreadConnections, "execute", counted)
     return statements
 
 
