@@ -23,6 +23,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import TypeAdapter
 from pydantic_ai.messages import ModelMessage, ModelMessagesTypeAdapter, ModelRequest, ModelResponse, ToolReturnPart
 from pydantic_ai.models import Model, ModelRequestParameters
 from pydantic_ai.models.wrapper import WrapperModel
@@ -72,9 +73,16 @@ def current_tool_call() -> ToolCallInfo | None:
     return _current_call.get()
 
 
+# The ledger stores a message as pydantic-ai's message list of one (what `ModelMessagesTypeAdapter`
+# reads back). It is written through the message's own type: the list's union serializer picks the
+# member per message and took three times as long for a response (the same bytes).
+_RESPONSE = TypeAdapter(ModelResponse)
+_REQUEST = TypeAdapter(ModelRequest)
+
+
 def dump_response(response: ModelResponse) -> str:
-    """A model response as JSON text (pydantic-ai's message type adapter)."""
-    return ModelMessagesTypeAdapter.dump_json([response]).decode()
+    """A model response as JSON text: the message list of one that pydantic-ai's type adapter reads."""
+    return f"[{_RESPONSE.dump_json(response).decode()}]"
 
 
 def load_response(data: str) -> ModelResponse:
@@ -294,7 +302,7 @@ def unknown_outcome_result(*, tool_name: str, tool_call_id: str) -> str:
 
 
 def _dump_part(part: ToolReturnPart) -> str:
-    return ModelMessagesTypeAdapter.dump_json([ModelRequest(parts=[part])]).decode()
+    return f"[{_REQUEST.dump_json(ModelRequest(parts=[part])).decode()}]"
 
 
 def _load_part(data: str) -> ToolReturnPart:

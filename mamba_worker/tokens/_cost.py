@@ -151,6 +151,10 @@ class CostEstimator:
         self._local_models = tuple(local_models)
         self._guess_local_families = guess_local_families
         self._warned: set[str] = set()
+        """Models found in no price source: every call would search genai-prices again and again find
+        nothing (three lookups over every provider's models, a tenth of a millisecond), so the
+        answer is kept. The sources do not change in a process (the configuration is this object's,
+        genai-prices' data is the installed package's)."""
         self._warned_lock = threading.Lock()
 
     def estimate(self, *, input_tokens: int, output_tokens: int, model: str) -> float:
@@ -191,6 +195,8 @@ class CostEstimator:
         ):
             if value < 0:
                 raise UsageError(f"{name} must not be negative, got {value!r}.")
+        if model in self._warned:
+            return CostBreakdown(model=model, priced=False, source=PriceSource.UNKNOWN)
         provider, bare = _split_model(model)
 
         override = self._overrides.get(model) or self._overrides.get(bare)

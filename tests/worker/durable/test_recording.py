@@ -10,7 +10,16 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 import pytest
-from pydantic_ai.messages import ToolReturnPart
+from pydantic_ai.messages import (
+    ModelMessagesTypeAdapter,
+    ModelRequest,
+    ModelResponse,
+    TextPart,
+    ThinkingPart,
+    ToolCallPart,
+    ToolReturnPart,
+)
+from pydantic_ai.usage import RequestUsage
 from sqlalchemy.exc import OperationalError
 
 from mamba_client.schemas import (
@@ -22,7 +31,7 @@ from mamba_client.schemas import (
     WaitReason,
 )
 from mamba_worker.durable import FaultPoint, StepOutcome
-from mamba_worker.durable._recording import ToolLedger
+from mamba_worker.durable._recording import ToolLedger, dump_response, load_response, unknown_outcome_result
 from mamba_worker.durable.store import StepWrite
 from mamba_worker.workflows import ToolOutcome
 from tests._support.durable import BACKENDS, Harness, RuntimeFactory, after_crash, arm_fault
@@ -319,3 +328,36 @@ async def test_a_run_waiting_on_a_call_in_doubt_can_be_cancelled(factory: Runtim
     assert run.status == RunStatus.CANCELLED
     assert await h.step(run_id) == StepOutcome.NOT_CLAIMABLE
     assert CALLS["dt_send"] == 1
+
+
+def test_a_response_s_ledger_json_is_pydantic_ai_s_message_list_of_one() -> None:
+    # Written through the response's own type adapter, read back through the message list's: the
+    # two must agree for every part kind, or a replay after a crash would not get its response.
+    response = ModelResponse(
+        parts=[
+            ThinkingPart(content="let me see", signature="sig"),
+            TextPart(content="I'll look it up \u2013 \U0001f50e"),
+            ToolCallPart(tool_name="lookup", args={"query": "q", "page": 2}, tool_call_id="c1"),
+            ToolCallPart(tool_name="lookup", args='{"query": "raw"}', tool_call_id="c2"),
+        ],
+        usage=RequestUsage(input_tokens=120, output_tokens=33, cache_read_tokens=7),
+        model_name="some-model",
+        provider_name="openai",
+        provider_response_id="resp-1",
+        provider_details={"finish": "tool_calls"},
+        finish_reason="tool_call",
+    )
+
+    data = dump_response(response)
+
+    assert data == ModelMessagesTypeAdapter.dump_json([response]).decode()
+    assert load_response(data) == response
+
+
+def test_a_tool_result_s_ledger_json_is_pydantic_ai_s_message_list_of_one() -> None:
+    result = unknown_outcome_result(tool_name="pay", tool_call_id="c9")
+
+    (message,) = ModelMessagesTypeAdapter.validate_json(result)
+    assert isinstance(message, ModelRequest)
+    assert ModelMessagesTypeAdapter.dump_json([message]).decode() == result
+    assert isinstance(message.parts[0], ToolReturnPart) and message.parts[0].outcome == "interrupted"

@@ -181,6 +181,28 @@ def test_summary_is_priced_per_model_and_summed() -> None:
     assert breakdown.by_model["ollama:llama3.2"].total_cost == 0.0
 
 
+def test_an_unknown_model_is_searched_for_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mamba_worker.tokens import _cost
+
+    lookups: list[str] = []
+
+    def counted(usage: Usage, model_ref: str, **kwargs: object) -> object:
+        lookups.append(model_ref)
+        return calc_price(usage, model_ref, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_cost, "calc_price", counted)
+    estimator = CostEstimator()
+    estimator.estimate_breakdown(input_tokens=10, output_tokens=10, model="acme:unheard-of-model")
+    searched = len(lookups)
+
+    again = estimator.estimate_breakdown(input_tokens=20, output_tokens=20, model="acme:unheard-of-model")
+    priced = estimator.estimate_breakdown(input_tokens=20, output_tokens=20, model="gpt-4o")
+
+    assert searched > 0 and len(lookups) == searched + 1  # only gpt-4o's
+    assert (again.total_cost, again.priced, again.source) == (0.0, False, PriceSource.UNKNOWN)
+    assert priced.priced and priced.total_cost > 0
+
+
 def test_summary_with_an_unknown_model_is_not_fully_priced() -> None:
     tracker = UsageTracker()
     tracker.record_usage(input_tokens=1000, output_tokens=500, model="gpt-4o")
