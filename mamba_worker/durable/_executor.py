@@ -43,15 +43,16 @@ from mamba_client.schemas import (
 from mamba_worker.durable._attempts import attempt_limit
 from mamba_worker.durable._claim import ClaimedStep, StepClaimer, StepOutcome
 from mamba_worker.durable._commit import CommitOutcome, StepCommit, commit_step
-from mamba_worker.durable._context import DurableStepContext, model_settings_for
+from mamba_worker.durable._context import DurableStepContext
 from mamba_worker.durable._dispatch import Dispatcher
 from mamba_worker.durable._events import EventPublisher
 from mamba_worker.durable._failures import check_run_limits, error_body, is_transient
 from mamba_worker.durable._faults import FaultPoint, fault
-from mamba_worker.durable._journal import JournalMark, StateJournal
+from mamba_worker.durable._journal import JournalMark
 from mamba_worker.durable._lease import StepLease
 from mamba_worker.durable._names import step_task_name
 from mamba_worker.durable._runtime import Runtime
+from mamba_worker.durable._setup import RunSetup
 from mamba_worker.durable._state_cache import HeldState, StateCache, load_claimed_state
 from mamba_worker.durable.errors import (
     LeaseLostError,
@@ -119,11 +120,13 @@ class StepExecutor:
             return claimed
         chain_deadline = time.monotonic() + self._rt.runtime.max_inline_seconds
         budget = self._rt.runtime.max_inline_steps
+        setup: RunSetup | None = None  # built by the chain's first step, for all of them
         while True:
             fault(FaultPoint.AFTER_CLAIM)
             inline_ok = budget > 0 and time.monotonic() < chain_deadline
             try:
-                outcome, head, loaded, mark = await self._run_and_commit(claimed, inline_ok=inline_ok, held=held)
+                setup = setup or RunSetup.build(self._rt, claimed.run)
+                outcome, head, loaded, mark = await self._run_and_commit(claimed, setup, inline_ok=inline_ok, held=held)
             except LeaseLostError as error:
                 logger.warning("%s", error)
                 return StepOutcome.LEASE_LOST
@@ -179,22 +182,18 @@ class StepExecutor:
     # -- run and commit ----------------------------------------------------------------------
 
     async def _run_and_commit(
-        self, claimed: ClaimedStep, *, inline_ok: bool, held: HeldState | None
+        self, claimed: ClaimedStep, setup: RunSetup, *, inline_ok: bool, held: HeldState | None
     ) -> tuple[CommitOutcome, str, BaseModel, JournalMark | None]:
-        """Run the claimed step and commit it.
+        """Run the claimed step (of the run ``setup`` was built for) and commit it.
 
         Returns the outcome and the state committed: its head (JSON text), the object, and the
         journal's mark of what the store holds of it.
         """
         rt = self._rt
         run, seq, name, attempt = claimed.run, claimed.seq, claimed.name, claimed.attempt
-        workflow = rt.registry.build_workflow(run.workflow, run.options, rt.prompts)
+        workflow, journal = setup.workflow, setup.journal
         check_run_limits(workflow.config, run.options, run_id=run.id, seq=seq, created_at=run.created_at, now=utcnow())
-        journal = StateJournal(workflow)
         state, mark = load_claimed_state(journal, claimed, held=held, store=rt.store)
-        react = getattr(workflow, "react_config", None)
-        compaction = getattr(react, "compaction", None) or rt.settings.context
-        ratio = getattr(react, "compact_threshold_ratio", 1.0)
         lease = StepLease(
             rt.store,
             run_id=run.id,
@@ -210,10 +209,10 @@ class StepExecutor:
             seq=seq,
             attempt=attempt,
             model_name=run.model,
-            tools=rt.registry.tools_for(run.tools, sandbox=rt.sandbox()),
-            compaction=compaction,
-            compaction_ratio=ratio,
-            model_settings=model_settings_for(run.options),
+            tools=setup.tools,
+            compaction=setup.compaction,
+            compaction_ratio=setup.compaction_ratio,
+            model_settings=setup.model_settings,
         )
         try:
             deadline = asyncio.timeout(workflow.config.step_timeout_seconds)

@@ -4,11 +4,13 @@ in the same task, still committed on its own, and recovered like any other step 
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, ToolReturnPart
 
 from mamba_client.schemas import RunStatus, StepCommitted, StepStarted, StepStatus
-from mamba_worker.durable import Reconciler, StepOutcome
+from mamba_worker.durable import Reconciler, Registry, StepOutcome
 from tests._support.durable import BACKENDS, RuntimeFactory, event_types
 from tests._support.durable_workflows import Script, SimulatedCrash, answer, call
 from tests._support.wait import wait_until
@@ -48,6 +50,26 @@ async def test_every_step_inline_runs_the_whole_run_in_one_delivery(factory: Run
         (6, "observe", StepStatus.COMMITTED, 1),
     ]
     assert h.dispatcher.seqs(run_id) == [1]  # only the submit's doorbell went through the broker
+
+
+async def test_an_inline_chain_builds_its_run_s_workflow_once(
+    factory: RuntimeFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    h = factory.harness(inline_steps=["*"])
+    run_id = h.submit(model=factory.model("scripted", _script().model), tools=["dt_add"])
+    built: list[str] = []
+    build = Registry.build_workflow
+
+    def counted(registry: Registry, name: str, *args: Any) -> Any:
+        built.append(name)
+        return build(registry, name, *args)
+
+    monkeypatch.setattr(Registry, "build_workflow", counted)
+
+    assert await h.step(run_id) == StepOutcome.COMMITTED
+
+    assert len(h.service.steps(run_id)) == 6
+    assert built == ["react"]
 
 
 async def test_inline_steps_record_the_same_events_as_hopping_ones(factory: RuntimeFactory) -> None:
