@@ -2,8 +2,8 @@
 
 A step task builds the run's workflow, its state journal, its tools and its model settings from
 the run's row. With ``inline_steps`` one task runs a chain of the run's steps, and the row does
-not change between them, so the chain builds these once: on every step they cost about a tenth
-of an inline step's own work (0.13 ms of 1.3 on the benchmark machine). The in-process
+not change between them, so the chain builds these once: on every step they cost 0.06 ms of an
+inline step's 2.2 on the benchmark machine (an Intel Xeon; `bench/durable_parts.py`). The in-process
 `ReActWorkflow.run` also uses one workflow object for all its steps, so reusing it is what steps
 already expect; what does change per step (the step, its attempt, its lease, its ledgers) is
 built per step, by the executor.
