@@ -134,6 +134,8 @@ class ThreadConnections:
         query object again. A new cursor per statement built six list dumpers per step commit,
         and dumping the parameters cost more than the rest of the client's work on it.
 
+        A kept cursor holds its last result until the statement runs again: statements whose
+        rows are large (a claim's, which carry the run's state) go through a cursor of their own.
         In pipeline mode, one statement text must not be queued twice before its first result is
         read: both would land on the same cursor.
         """

@@ -283,7 +283,9 @@ class PgPipeline:
                 "run_event_tail": run_tail,
             }
             with self._connection(autocommit=True) as conn:
-                row = self._connections.execute(conn, CLAIM_FRESH, params | template).fetchone()
+                # A fresh cursor, not a kept one: the row carries the run's state, which a kept cursor
+                # would hold on to until the thread's next claim.
+                row = conn.execute(CLAIM_FRESH, params | template, prepare=True).fetchone()
             if row is not None:
                 run, claim, chunks = self._claimed(row[1:], after_seq=after_seq)
                 number = run.next_event_seq - 1
@@ -294,7 +296,7 @@ class PgPipeline:
                     payloads.insert(0, f'{run_head}"seq":{number - 1}{run_tail}')
                 return RunningClaim(run=run, chunks=chunks, claim=claim, events=events, payloads=payloads)
         with self._connection() as conn, conn.pipeline() as pipeline:
-            claimed = self._connections.execute(conn, CLAIM_RUNNING, params)
+            claimed = conn.execute(CLAIM_RUNNING, params, prepare=True)  # carries the state: see CLAIM_FRESH
             pipeline.sync()
             row = claimed.fetchone()
             if row is None:
