@@ -75,17 +75,25 @@ def _events(run_id: str, *extra: Event) -> list[Event]:
 
 
 def _counting_pg_statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """From now on, every statement `PgPipeline` sends (through ``ThreadConnections.execute``) is listed here."""
-    from mamba_worker.durable.store._pg_connections import ThreadConnections  # the postgres extra
+    """From now on, every statement `PgPipeline` sends is listed here: through a kept cursor
+    (``ThreadConnections.execute``) or a cursor of its own (``psycopg.Connection.execute``)."""
+    import psycopg  # the postgres extra
+
+    from mamba_worker.durable.store._pg_connections import ThreadConnections
 
     statements: list[str] = []
-    execute = ThreadConnections.execute
+    kept, own = ThreadConnections.execute, psycopg.Connection.execute
 
-    def counted(self: ThreadConnections, conn: Any, statement: str, *args: Any) -> Any:
+    def through_kept(self: ThreadConnections, conn: Any, statement: str, *args: Any) -> Any:
         statements.append(statement)
-        return execute(self, conn, statement, *args)
+        return kept(self, conn, statement, *args)
 
-    monkeypatch.setattr(ThreadConnections, "execute", counted)
+    def through_own(self: psycopg.Connection[Any], query: Any, *args: Any, **kwargs: Any) -> Any:
+        statements.append(str(query))
+        return own(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(ThreadConnections, "execute", through_kept)
+    monkeypatch.setattr(psycopg.Connection, "execute", through_own)
     return statements
 
 
