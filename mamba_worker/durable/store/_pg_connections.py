@@ -55,7 +55,7 @@ class ThreadConnections:
         Raises:
             RuntimeError: The connection holds a write not yet settled (`settle` first).
         """
-        held: _Held | None = getattr(self._held, "held", None)
+        held = self._current()
         if held is not None and not held.conn.closed and held.pid == os.getpid():
             if held.unsettled is not None:
                 # Its replies would read as the server ending the connection (`spoken_to`), and a
@@ -91,9 +91,7 @@ class ThreadConnections:
         process dies, so a transaction among them (``BEGIN`` ... ``COMMIT``) is committed whatever
         happens here. Their replies, and any error, come from `settle`.
         """
-        held: _Held | None = getattr(self._held, "held", None)
-        if held is None or held.conn is not conn:
-            raise ValueError("send_unsettled takes this thread's connection, as `get` returned it")
+        held = self._owning(conn, "send_unsettled")
         pipeline = conn.pipeline()
         pipeline.__enter__()
         try:
@@ -109,7 +107,7 @@ class ThreadConnections:
 
     def unsettled(self) -> psycopg.Connection[Any] | None:
         """This thread's connection if it holds a write sent without waiting (`send_unsettled`)."""
-        held: _Held | None = getattr(self._held, "held", None)
+        held = self._current()
         return held.conn if held is not None and held.unsettled is not None else None
 
     def settle(self) -> None:
@@ -118,7 +116,7 @@ class ThreadConnections:
         Raises:
             psycopg.Error: A statement of that write failed (its transaction did not commit).
         """
-        held: _Held | None = getattr(self._held, "held", None)
+        held = self._current()
         if held is None or held.unsettled is None:
             return
         pipeline, held.unsettled = held.unsettled, None
@@ -140,13 +138,23 @@ class ThreadConnections:
         In pipeline mode, one statement text must not be queued twice before its first result is
         read: both would land on the same cursor.
         """
-        held: _Held | None = getattr(self._held, "held", None)
-        if held is None or held.conn is not conn:
-            raise ValueError("execute takes this thread's connection, as `get` returned it")
+        held = self._owning(conn, "execute")
         cursor = held.cursors.get(statement)
         if cursor is None:
             cursor = held.cursors[statement] = conn.cursor()
         return cursor.execute(statement, params, prepare=params is not None)
+
+    def _current(self) -> _Held | None:
+        """This thread's connection as held, if it has one."""
+        held: _Held | None = getattr(self._held, "held", None)
+        return held
+
+    def _owning(self, conn: psycopg.Connection[Any], method: str) -> _Held:
+        """This thread's connection as held, which must be ``conn``."""
+        held = self._current()
+        if held is None or held.conn is not conn:
+            raise ValueError(f"{method} takes this thread's connection, as `get` returned it")
+        return held
 
     def lost(self, conn: psycopg.Connection[Any]) -> None:
         """``conn`` was found disconnected: drop it, and have every other thread replace its own too."""
@@ -156,7 +164,7 @@ class ThreadConnections:
 
     def drop(self, conn: psycopg.Connection[Any]) -> None:
         """Forget and close this thread's connection; the thread opens a new one on its next use."""
-        held: _Held | None = getattr(self._held, "held", None)
+        held = self._current()
         if held is not None and held.conn is conn:
             self._held.held = None
         _close_one(self._opened, self._lock, os.getpid(), conn)
