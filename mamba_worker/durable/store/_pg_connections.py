@@ -13,6 +13,7 @@ their reply is read (`settle`) before the connection is used again.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import threading
@@ -123,6 +124,28 @@ class ThreadConnections:
         if held.conn.closed or held.pid != os.getpid():
             return  # a forked child never reads its parent's replies
         pipeline.__exit__(None, None, None)  # sends a Sync and reads every reply
+
+    def execute_settling(self, conn: psycopg.Connection[Any], statement: str, params: Any) -> psycopg.Cursor[Any]:
+        """Run ``statement`` on ``conn`` right behind its write in flight (`send_unsettled`), settling both.
+
+        One round trip where `settle` then `execute` take two: the statement joins that write's
+        pipeline, and the one Sync that ends the pipeline brings every reply back. The statement
+        takes effect only if the write did: after an error the server skips everything up to the
+        Sync, and the write's error is raised here, as `settle` would raise it.
+        """
+        held = self._owning(conn, "execute_settling")
+        if held.unsettled is None:
+            raise RuntimeError("this thread's connection has no write in flight to settle with")
+        try:
+            cursor = self.execute(conn, statement, params)
+        except BaseException:
+            # Raised while queueing (the write's error, read on the way, or this statement's own):
+            # that is the error that tells what failed; the pipeline is ended all the same.
+            with contextlib.suppress(psycopg.Error):
+                self.settle()
+            raise
+        self.settle()
+        return cursor
 
     def execute(self, conn: psycopg.Connection[Any], statement: str, params: Any = None) -> psycopg.Cursor[Any]:
         """Run ``statement`` on ``conn`` (from `get`), server-prepared, through a cursor kept for it.

@@ -97,13 +97,16 @@ class PgPipeline:
         self._connections = ThreadConnections(engine)
 
     @contextmanager
-    def _connection(self, *, autocommit: bool = False) -> Iterator[psycopg.Connection[Any]]:
+    def _connection(self, *, autocommit: bool = False, settled: bool = True) -> Iterator[psycopg.Connection[Any]]:
         """This thread's connection, left idle; with ``autocommit`` each statement is its own transaction.
 
-        A model-call row sent before on it is settled first (its error, if any, raised here).
+        A model-call row sent before on it is settled first (its error, if any, raised here), unless
+        ``settled`` is false: the caller then settles it with its statement (`ThreadConnections.execute_settling`).
         """
-        self.settle()
-        conn = self._connections.get()
+        conn = None if settled else self._connections.unsettled()
+        if conn is None:
+            self.settle()
+            conn = self._connections.get()
         try:
             if conn.autocommit != autocommit:
                 conn.autocommit = autocommit
@@ -180,8 +183,11 @@ class PgPipeline:
                 replace=replace,
                 tool_results=bool(riding),
             )
-            with self._connection(autocommit=True) as conn:
-                row = self._connections.execute(conn, statement, params).fetchone()
+            with self._connection(autocommit=True, settled=False) as conn:
+                # A think step's model-call row, if still in flight, is settled with this statement.
+                settling = self._connections.unsettled() is conn
+                run = self._connections.execute_settling if settling else self._connections.execute
+                row = run(conn, statement, params).fetchone()
             tool_results_written = True
             assert row is not None  # the statement always returns one row
             if row[0] == 1:

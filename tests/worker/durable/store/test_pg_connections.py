@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 
@@ -47,6 +48,50 @@ def test_a_write_sent_without_waiting_is_settled_before_the_connection_is_used_a
     # Its replies were read, not taken for the server ending the connection: the same one is kept.
     assert connections.get() is conn
     assert conn.execute("SELECT 1").fetchone() == (1,)
+    connections.close()
+
+
+def test_a_statement_run_behind_a_write_in_flight_settles_both_at_once(engine: sa.Engine) -> None:
+    connections = ThreadConnections(engine)
+    conn = connections.get()
+    conn.autocommit = True  # as `PgPipeline` sends these writes
+    conn.execute("CREATE TEMPORARY TABLE ledger (n int)")
+    connections.send_unsettled(conn, [("BEGIN", None), ("INSERT INTO ledger VALUES (1)", None), ("COMMIT", None)])
+
+    counted = connections.execute_settling(conn, "SELECT count(*) FROM ledger WHERE n = %(n)s", {"n": 1})
+
+    assert counted.fetchone() == (1,)  # it ran after the write, which it sees committed
+    assert connections.unsettled() is None
+    assert connections.get() is conn
+    connections.close()
+
+
+def test_a_statement_behind_a_write_in_flight_that_failed_is_not_run(engine: sa.Engine) -> None:
+    connections = ThreadConnections(engine)
+    conn = connections.get()
+    conn.autocommit = True  # as `PgPipeline` sends these writes
+    conn.execute("CREATE TEMPORARY TABLE ledger (n int)")
+    # It fails well after it is sent (sooner, queueing its COMMIT could already read the error).
+    failing = [("BEGIN", None), ("SELECT pg_sleep(0.1)", None), ("SELECT 1 / 0", None), ("COMMIT", None)]
+    connections.send_unsettled(conn, failing)
+
+    with pytest.raises(psycopg.errors.DivisionByZero):
+        connections.execute_settling(conn, "INSERT INTO ledger VALUES (%(n)s)", {"n": 1})
+    conn.rollback()  # the write's transaction, left failed (as `PgPipeline` does after any error)
+
+    # The write's error, and nothing of the statement: the server skipped it.
+    assert connections.unsettled() is None
+    assert connections.get() is conn
+    assert conn.execute("SELECT count(*) FROM ledger").fetchone() == (0,)
+    connections.close()
+
+
+def test_settling_with_a_statement_needs_a_write_in_flight(engine: sa.Engine) -> None:
+    connections = ThreadConnections(engine)
+    conn = connections.get()
+
+    with pytest.raises(RuntimeError, match="no write in flight"):
+        connections.execute_settling(conn, "SELECT %(x)s::int", {"x": 1})
     connections.close()
 
 

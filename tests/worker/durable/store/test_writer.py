@@ -790,21 +790,55 @@ def test_once_one_thread_finds_its_connection_dead_the_others_replace_theirs_bef
         second.shutdown()
 
 
+@GUESSES
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
-def test_a_model_call_row_that_failed_fails_the_threads_next_write(store: RunStore, make_run: MakeRun) -> None:
-    # Sent without waiting: the error comes with the next write, which must not commit without it.
+def test_a_model_call_row_that_failed_fails_the_threads_next_write(
+    store: RunStore, make_run: MakeRun, expected_event_seq: int | None
+) -> None:
+    # Sent without waiting: the error comes with the next write, which must not commit without it
+    # (with a guessed counter the write is one statement, sent behind the row and settled with it).
     run_id = _running(store, make_run)
     too_big = USAGE.model_copy(update={"input_tokens": 2**70})  # past bigint: the server refuses it
     store.record_model_call(
         ModelCallRecord(run_id=run_id, seq=1, attempt=1, call_index=0, usage=too_big, model_name="m", response="{}")
     )
 
-    with pytest.raises(DBAPIError, match="model-call ledger row"):
-        store.write_step(_next(run_id))
+    with pytest.raises(DBAPIError, match="out of range"):
+        store.write_step(_next(run_id, expected_event_seq=expected_event_seq))
 
     assert store.get_model_calls(run_id, 1) == []
     assert store.get_run(run_id).usage == Usage()
-    assert isinstance(store.write_step(_next(run_id)), StepWritten)  # the connection is usable again
+    assert store.get_step_row(run_id, 1).status == StepStatus.RUNNING
+    assert store.get_events(run_id) == []
+    # The connection is usable again.
+    assert isinstance(store.write_step(_next(run_id, expected_event_seq=expected_event_seq)), StepWritten)
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_a_write_behind_a_model_call_row_in_flight_settles_it_in_the_same_round_trip(
+    store: RunStore, make_run: MakeRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mamba_worker.durable.store._pg_connections import ThreadConnections
+
+    run_id = _running(store, make_run)
+    store.record_model_call(
+        ModelCallRecord(run_id=run_id, seq=1, attempt=1, call_index=0, usage=USAGE, model_name="m", response="{}")
+    )
+    calls: list[str] = []
+    for name in ("settle", "execute_settling"):
+        original = getattr(ThreadConnections, name)
+
+        def called(self: ThreadConnections, *args: Any, _name: str = name, _original: Any = original) -> Any:
+            calls.append(_name)
+            return _original(self, *args)
+
+        monkeypatch.setattr(ThreadConnections, name, called)
+
+    written = store.write_step(_next(run_id, expected_event_seq=1))
+
+    # The row was not settled on its own before the write: the write's one Sync settled both.
+    assert calls == ["execute_settling", "settle"]
+    assert isinstance(written, StepWritten) and written.usage == USAGE  # it ran after the row, and saw it
 
 
 _RECORD_AND_DIE = """
