@@ -36,6 +36,7 @@ from mamba_worker.durable.store import ToolCallResult
 from mamba_worker.workflows import (
     ActionEvent,
     CompactionEvent,
+    FetchedTools,
     ObservationEvent,
     StepEvent,
     StepToolbox,
@@ -60,6 +61,9 @@ class DurableStepContext(ToolboxStepContext):
         compaction: Compaction settings.
         compaction_ratio: Fraction of the trigger threshold at which to compact.
         model_settings: Settings for every model request (the run's temperature, max_tokens).
+        toolset: The toolset of ``tools`` (default: built here), with ``fetched``, the tools as
+            fetched from it: a chain of steps run in one task shares both (`RunSetup`).
+        fetched: See ``toolset``.
     """
 
     def __init__(
@@ -74,6 +78,8 @@ class DurableStepContext(ToolboxStepContext):
         compaction: CompactionConfig,
         compaction_ratio: float = 1.0,
         model_settings: ModelSettings | None = None,
+        toolset: FunctionToolset[Any] | None = None,
+        fetched: FetchedTools | None = None,
     ) -> None:
         self._runtime = runtime
         self._seq = seq
@@ -95,7 +101,10 @@ class DurableStepContext(ToolboxStepContext):
         super().__init__(
             run_id=run_id,
             toolbox=StepToolbox(
-                self.model, FunctionToolset([tool.tool for tool in tools]), model_settings=model_settings
+                self.model,
+                toolset or FunctionToolset([tool.tool for tool in tools]),
+                model_settings=model_settings,
+                fetched=fetched,
             ),
             counter=runtime.counter,
             compaction=compaction,

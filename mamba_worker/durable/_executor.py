@@ -213,6 +213,8 @@ class StepExecutor:
             compaction=setup.compaction,
             compaction_ratio=setup.compaction_ratio,
             model_settings=setup.model_settings,
+            toolset=setup.toolset,
+            fetched=setup.fetched,
         )
         try:
             deadline = asyncio.timeout(workflow.config.step_timeout_seconds)

@@ -4,9 +4,9 @@ A step task builds the run's workflow, its state journal, its tools and its mode
 the run's row. With ``inline_steps`` one task runs a chain of the run's steps, and the row does
 not change between them, so the chain builds these once: on every step they cost 0.06 ms of an
 inline step's 2.2 on the benchmark machine (an Intel Xeon; `bench/durable_parts.py`). The in-process
-`ReActWorkflow.run` also uses one workflow object for all its steps, so reusing it is what steps
-already expect; what does change per step (the step, its attempt, its lease, its ledgers) is
-built per step, by the executor.
+`ReActWorkflow.run` also uses one workflow object and one toolbox (its tools fetched once) for all
+its steps, so reusing them is what steps already expect; what does change per step (the step, its
+attempt, its lease, its ledgers, the model that records to them) is built per step, by the executor.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic_ai.settings import ModelSettings
+from pydantic_ai.toolsets import FunctionToolset
 
 from mamba_worker.config import CompactionConfig
 from mamba_worker.durable._context import model_settings_for
@@ -22,7 +23,7 @@ from mamba_worker.durable._journal import StateJournal
 from mamba_worker.durable._registry import RegisteredTool
 from mamba_worker.durable._runtime import Runtime
 from mamba_worker.durable.store import RunRow
-from mamba_worker.workflows import StepWorkflow
+from mamba_worker.workflows import FetchedTools, StepWorkflow
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -41,6 +42,10 @@ class RunSetup:
     """Fraction of the compaction threshold at which to compact."""
     model_settings: ModelSettings | None
     """The run's model settings (``None``: the model's defaults)."""
+    toolset: FunctionToolset[Any]
+    """The toolset of `tools`."""
+    fetched: FetchedTools
+    """The tools as fetched from `toolset` by the chain's first step that asked (once per chain)."""
 
     @classmethod
     def build(cls, runtime: Runtime, run: RunRow) -> RunSetup:
@@ -52,11 +57,14 @@ class RunSetup:
         """
         workflow = runtime.registry.build_workflow(run.workflow, run.options, runtime.prompts)
         react = getattr(workflow, "react_config", None)
+        tools = runtime.registry.tools_for(run.tools, sandbox=runtime.sandbox())
         return cls(
             workflow=workflow,
             journal=StateJournal(workflow),
-            tools=runtime.registry.tools_for(run.tools, sandbox=runtime.sandbox()),
+            tools=tools,
             compaction=getattr(react, "compaction", None) or runtime.settings.context,
             compaction_ratio=getattr(react, "compact_threshold_ratio", 1.0),
             model_settings=model_settings_for(run.options),
+            toolset=FunctionToolset([tool.tool for tool in tools]),
+            fetched=FetchedTools(),
         )

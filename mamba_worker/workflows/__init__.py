@@ -22,13 +22,14 @@ from mamba_worker.workflows._step import (
     ToolOutcome,
 )
 from mamba_worker.workflows._stepwise import StepWorkflow, step
-from mamba_worker.workflows._toolbox import StepToolbox, ToolboxStepContext, execute_tool_call
+from mamba_worker.workflows._toolbox import FetchedTools, StepToolbox, ToolboxStepContext, execute_tool_call
 from mamba_worker.workflows.errors import MaxStepsExceededError, UnknownStepError, WorkflowError, WorkflowTimeoutError
 from mamba_worker.workflows.react import ReActConfig, ReActHooks, ReActState, ReActWorkflow, ScratchpadEntry
 
 __all__ = [
     "ActionEvent",
     "CompactionEvent",
+    "FetchedTools",
     "Finish",
     "LocalStepContext",
     "MaxStepsExceededError",

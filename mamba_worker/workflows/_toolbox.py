@@ -33,6 +33,19 @@ from mamba_worker.workflows._step import ToolOutcome
 logger = logging.getLogger(__name__)
 
 
+class FetchedTools:
+    """A toolset's tools as fetched once, for the toolboxes of one run's steps to share.
+
+    The durable driver builds a toolbox per step (each step's model records to its own ledger);
+    a chain of steps run in one task shares one of these, so the toolset is asked for its tools
+    once per chain, as the in-process driver asks once per run.
+    """
+
+    def __init__(self) -> None:
+        self.tools: dict[str, ToolsetTool[Any]] | None = None
+        """The tools by name; ``None`` until a toolbox fetched them."""
+
+
 class StepToolbox:
     """The model and the toolset of one run, opened once.
 
@@ -40,16 +53,22 @@ class StepToolbox:
         model: The model requests go to.
         toolset: The tools the model may call.
         model_settings: Settings for every request (temperature, max tokens, ...).
+        fetched: Where the toolset's tools are kept once fetched (default: this toolbox's own).
     """
 
     def __init__(
-        self, model: Model, toolset: AbstractToolset[Any], *, model_settings: ModelSettings | None = None
+        self,
+        model: Model,
+        toolset: AbstractToolset[Any],
+        *,
+        model_settings: ModelSettings | None = None,
+        fetched: FetchedTools | None = None,
     ) -> None:
         self.model = model
         self.toolset = toolset
         self._model_settings = model_settings
         self._run_context: RunContext[Any] = RunContext(deps=None, model=model, usage=RunUsage())
-        self._tools: dict[str, ToolsetTool[Any]] | None = None
+        self._fetched = fetched or FetchedTools()
 
     async def __aenter__(self) -> StepToolbox:
         await self.toolset.__aenter__()
@@ -62,9 +81,10 @@ class StepToolbox:
 
     async def tools(self) -> dict[str, ToolsetTool[Any]]:
         """The tools by name (asked of the toolset once)."""
-        if self._tools is None:
-            self._tools = await self.toolset.get_tools(self._run_context)
-        return self._tools
+        fetched = self._fetched
+        if fetched.tools is None:
+            fetched.tools = await self.toolset.get_tools(self._run_context)
+        return fetched.tools
 
     async def definitions(self) -> list[ToolDefinition]:
         """The tools as the model sees them."""

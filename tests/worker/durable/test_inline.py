@@ -72,6 +72,30 @@ async def test_an_inline_chain_builds_its_run_s_workflow_once(
     assert built == ["react"]
 
 
+async def test_an_inline_chain_asks_its_toolset_for_the_tools_once(
+    factory: RuntimeFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pydantic_ai.toolsets import FunctionToolset
+
+    h = factory.harness(inline_steps=["*"])
+    run_id = h.submit(model=factory.model("scripted", _script().model), tools=["dt_add"])
+    asked: list[list[str]] = []
+    get_tools = FunctionToolset.get_tools
+
+    async def counted(toolset: FunctionToolset[Any], ctx: Any) -> Any:
+        tools = await get_tools(toolset, ctx)
+        asked.append(sorted(tools))
+        return tools
+
+    monkeypatch.setattr(FunctionToolset, "get_tools", counted)
+
+    assert await h.step(run_id) == StepOutcome.COMMITTED
+
+    # Two thinks and an act, each needing the tools, in one chain (as in-process: once per run).
+    assert [step.name for step in h.service.steps(run_id)].count("think") == 2
+    assert asked == [["dt_add"]]
+
+
 async def test_inline_steps_record_the_same_events_as_hopping_ones(factory: RuntimeFactory) -> None:
     hopping, inline = factory.harness(), factory.harness(inline_steps=["*"])
     runs = [
