@@ -55,13 +55,34 @@ def _timed(owner: type, name: str, label: str) -> None:
     setattr(owner, name, wrapper)
 
 
+def _timed_async(owner: type, name: str, label: str) -> None:
+    """`_timed` for a coroutine method: its thread CPU and wall from first to last resumption."""
+    original: Callable[..., Any] = getattr(owner, name)
+
+    @functools.wraps(original)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        start, cpu = time.perf_counter(), time.thread_time()
+        try:
+            return await original(*args, **kwargs)
+        finally:
+            TIMINGS[label].append((time.perf_counter() - start) * 1000)
+            CPU_TIMINGS[label].append((time.thread_time() - cpu) * 1000)
+
+    setattr(owner, name, wrapper)
+
+
 def _instrument() -> None:
-    from mamba_worker.durable import _claim, _dispatch, _events, _journal
-    from mamba_worker.durable.store import _writer
+    from mamba_worker.durable import _claim, _context, _dispatch, _events, _executor, _journal
+    from mamba_worker.workflows import _stepwise
+    from mamba_worker.durable.store import _pg_connections, _writer
 
     _timed(_claim.StepClaimer, "claim", "claim (transaction + its live event)")
+    _timed(_executor, "commit_step", "commit_step (the commit's Python and write_step)")
+    _timed(_context.DurableStepContext, "__init__", "DurableStepContext (a step's recording context)")
+    _timed_async(_stepwise.StepWorkflow, "run_step", "the workflow's step (model or tool, recorded)")
     _timed(_writer.StepWriter, "write_step", "commit (RunStore.write_step)")
     _timed(_writer.StepWriter, "record_model_call", "model-call ledger row (think)")
+    _timed(_pg_connections.ThreadConnections, "settle", "model-call row's replies awaited (in the commit)")
     _timed(_writer.StepWriter, "record_tool_call_finished", "tool-call ledger row (act)")
     _timed(_events.EventPublisher, "publish", "live events to Redis")
     _timed(_dispatch.Dispatcher, "publish", "successor's Celery message (send_task)")
@@ -108,6 +129,7 @@ def _run(args: argparse.Namespace) -> None:
     from bench.durable_workload import workflow_alone_ms_per_step
 
     baseline = workflow_alone_ms_per_step(runs=args.runs)
+    print("ALONE-END", flush=True)
     _instrument()
     modes = ["inline", "hop"] if args.mode == "both" else [args.mode]
     print(f"backend {args.backend}; the same workflow in-process without durability: {baseline:.2f} ms/step\n")
