@@ -129,7 +129,6 @@ def _run(args: argparse.Namespace) -> None:
     from bench.durable_workload import workflow_alone_ms_per_step
 
     baseline = workflow_alone_ms_per_step(runs=args.runs)
-    print("ALONE-END", flush=True)
     _instrument()
     modes = ["inline", "hop"] if args.mode == "both" else [args.mode]
     print(f"backend {args.backend}; the same workflow in-process without durability: {baseline:.2f} ms/step\n")
