@@ -73,8 +73,8 @@ def _timed_async(owner: type, name: str, label: str) -> None:
 
 def _instrument() -> None:
     from mamba_worker.durable import _claim, _context, _dispatch, _events, _executor, _journal
-    from mamba_worker.workflows import _stepwise
     from mamba_worker.durable.store import _pg_connections, _writer
+    from mamba_worker.workflows import _stepwise
 
     _timed(_claim.StepClaimer, "claim", "claim (transaction + its live event)")
     _timed(_executor, "commit_step", "commit_step (the commit's Python and write_step)")
