@@ -27,6 +27,16 @@ from sqlalchemy import Engine
 
 _Opened = list[tuple[int, "psycopg.Connection[Any]"]]
 
+_INHERITED_WRITES: list[AbstractContextManager[psycopg.Pipeline]] = []
+"""Writes in flight (`ThreadConnections.send_unsettled`) a forked child inherited: kept, never ended.
+
+A write's pipeline is a generator-based context manager. Dropped, it is garbage-collected, which
+closes the generator, which ends the pipeline: a Sync sent down the parent's socket and the
+parent's replies read by the child, so the parent would then wait forever for replies that never
+come. Kept here, a child never touches them (a prefork child leaves with ``os._exit``, without
+collecting them either).
+"""
+
 
 class ThreadConnections:
     """The connections of one engine's database that `PgPipeline` keeps, one per thread.
@@ -74,6 +84,8 @@ class ThreadConnections:
                 self._engine.dispose()
             else:
                 return held.conn
+        if held is not None and held.unsettled is not None and held.pid != os.getpid():
+            _INHERITED_WRITES.append(held.unsettled)  # the parent's to settle (see there)
         pooled = self._engine.raw_connection()
         conn = cast("psycopg.Connection[Any]", pooled.driver_connection)
         pooled.detach()
@@ -107,9 +119,15 @@ class ThreadConnections:
         held.unsettled = pipeline
 
     def unsettled(self) -> psycopg.Connection[Any] | None:
-        """This thread's connection if it holds a write sent without waiting (`send_unsettled`)."""
+        """This thread's connection if it holds a write sent without waiting (`send_unsettled`).
+
+        Never a connection a forked child inherited, nor a closed one: those are not written to
+        again (`get` replaces them), and a write in flight on them is not this process's to settle.
+        """
         held = self._current()
-        return held.conn if held is not None and held.unsettled is not None else None
+        if held is None or held.unsettled is None or held.pid != os.getpid() or held.conn.closed:
+            return None
+        return held.conn
 
     def settle(self) -> None:
         """Read the replies of this thread's unsettled write, if any; its error, if it failed.
@@ -121,8 +139,11 @@ class ThreadConnections:
         if held is None or held.unsettled is None:
             return
         pipeline, held.unsettled = held.unsettled, None
-        if held.conn.closed or held.pid != os.getpid():
-            return  # a forked child never reads its parent's replies
+        if held.pid != os.getpid():
+            _INHERITED_WRITES.append(pipeline)  # a forked child never reads its parent's replies
+            return
+        if held.conn.closed:
+            return
         pipeline.__exit__(None, None, None)  # sends a Sync and reads every reply
 
     def execute_settling(self, conn: psycopg.Connection[Any], statement: str, params: Any) -> psycopg.Cursor[Any]:

@@ -731,6 +731,39 @@ def test_a_forked_child_writes_on_a_connection_of_its_own_and_leaves_its_parents
     assert [store.get_step_row(run_id, 1).status for run_id in (first, second, third)] == [StepStatus.COMMITTED] * 3
 
 
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_a_forked_child_never_settles_its_parents_model_call_row(store: RunStore, make_run: MakeRun) -> None:
+    import os
+
+    first, second = (_running(store, make_run) for _ in range(2))
+    pipeline = store._pipeline
+    assert pipeline is not None
+    parents = pipeline._connections.get()
+    # The parent's row is in flight when it forks: its reply is the parent's to read.
+    store.record_model_call(
+        ModelCallRecord(run_id=first, seq=1, attempt=1, call_index=0, usage=USAGE, model_name="m", response="{}")
+    )
+
+    child = os.fork()
+    if child == 0:  # the child: a one-statement write, which settles a row in flight with it
+        status = 1
+        try:
+            store.engine.dispose(close=False)  # `Runtime.after_fork`: forget the parent's pool
+            written = store.write_step(_next(second, expected_event_seq=1))
+            status = 0 if isinstance(written, StepWritten) and pipeline._connections.get() is not parents else 2
+            store.close()
+        finally:
+            os._exit(status)
+    _, status = os.waitpid(child, 0)
+
+    assert os.waitstatus_to_exitcode(status) == 0
+    # The parent's row and its reply were left to the parent, whose write settles them.
+    written = store.write_step(_next(first, expected_event_seq=1))
+    assert isinstance(written, StepWritten) and written.usage == USAGE
+    assert pipeline._connections.get() is parents
+    assert [store.get_step_row(run_id, 1).status for run_id in (first, second)] == [StepStatus.COMMITTED] * 2
+
+
 def _lose_connection_mid_write(engine: Engine, run_id: str, write: Callable[[], object]) -> None:
     """Run ``write`` (a step commit of ``run_id``) while its server process is killed mid-statement.
 
