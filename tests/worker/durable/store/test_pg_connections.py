@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import psycopg
 import pytest
 import sqlalchemy as sa
@@ -51,11 +53,17 @@ def test_a_write_sent_without_waiting_is_settled_before_the_connection_is_used_a
     connections.close()
 
 
-def test_a_statement_run_behind_a_write_in_flight_settles_both_at_once(engine: sa.Engine) -> None:
+def _with_ledger(engine: sa.Engine) -> tuple[ThreadConnections, psycopg.Connection[Any]]:
+    """This thread's connection, autocommitting (as `PgPipeline` sends its writes), with a table to write."""
     connections = ThreadConnections(engine)
     conn = connections.get()
-    conn.autocommit = True  # as `PgPipeline` sends these writes
+    conn.autocommit = True
     conn.execute("CREATE TEMPORARY TABLE ledger (n int)")
+    return connections, conn
+
+
+def test_a_statement_run_behind_a_write_in_flight_settles_both_at_once(engine: sa.Engine) -> None:
+    connections, conn = _with_ledger(engine)
     connections.send_unsettled(conn, [("BEGIN", None), ("INSERT INTO ledger VALUES (1)", None), ("COMMIT", None)])
 
     counted = connections.execute_settling(conn, "SELECT count(*) FROM ledger WHERE n = %(n)s", {"n": 1})
@@ -67,10 +75,7 @@ def test_a_statement_run_behind_a_write_in_flight_settles_both_at_once(engine: s
 
 
 def test_a_statement_behind_a_write_in_flight_that_failed_is_not_run(engine: sa.Engine) -> None:
-    connections = ThreadConnections(engine)
-    conn = connections.get()
-    conn.autocommit = True  # as `PgPipeline` sends these writes
-    conn.execute("CREATE TEMPORARY TABLE ledger (n int)")
+    connections, conn = _with_ledger(engine)
     # It fails well after it is sent (sooner, queueing its COMMIT could already read the error).
     failing = [("BEGIN", None), ("SELECT pg_sleep(0.1)", None), ("SELECT 1 / 0", None), ("COMMIT", None)]
     connections.send_unsettled(conn, failing)

@@ -704,7 +704,6 @@ def test_a_thread_that_wrote_and_ended_has_its_connection_closed(store: RunStore
 def test_a_forked_child_writes_on_a_connection_of_its_own_and_leaves_its_parents_alone(
     store: RunStore, make_run: MakeRun
 ) -> None:
-    import os
 
     first, second, third = (_running(store, make_run) for _ in range(3))
     pipeline = store._pipeline
@@ -712,19 +711,7 @@ def test_a_forked_child_writes_on_a_connection_of_its_own_and_leaves_its_parents
     assert isinstance(store.write_step(_next(first)), StepWritten)
     parents = pipeline._connections.get()
 
-    child = os.fork()
-    if child == 0:  # the child: what a prefork pool process does with the store it inherited
-        status = 1
-        try:
-            store.engine.dispose(close=False)  # `Runtime.after_fork`: forget the parent's pool
-            written = store.write_step(_next(second))
-            status = 0 if isinstance(written, StepWritten) and pipeline._connections.get() is not parents else 2
-            store.close()
-        finally:
-            os._exit(status)
-    _, status = os.waitpid(child, 0)
-
-    assert os.waitstatus_to_exitcode(status) == 0
+    assert _written_in_a_forked_child(store, _next(second), not_on=parents) == 0
     # The parent's connection still works: the child neither used nor closed it.
     assert pipeline._connections.get() is parents and not parents.closed
     assert isinstance(store.write_step(_next(third)), StepWritten)
@@ -733,7 +720,6 @@ def test_a_forked_child_writes_on_a_connection_of_its_own_and_leaves_its_parents
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 def test_a_forked_child_never_settles_its_parents_model_call_row(store: RunStore, make_run: MakeRun) -> None:
-    import os
 
     first, second = (_running(store, make_run) for _ in range(2))
     pipeline = store._pipeline
@@ -744,24 +730,34 @@ def test_a_forked_child_never_settles_its_parents_model_call_row(store: RunStore
         ModelCallRecord(run_id=first, seq=1, attempt=1, call_index=0, usage=USAGE, model_name="m", response="{}")
     )
 
-    child = os.fork()
-    if child == 0:  # the child: a one-statement write, which settles a row in flight with it
-        status = 1
-        try:
-            store.engine.dispose(close=False)  # `Runtime.after_fork`: forget the parent's pool
-            written = store.write_step(_next(second, expected_event_seq=1))
-            status = 0 if isinstance(written, StepWritten) and pipeline._connections.get() is not parents else 2
-            store.close()
-        finally:
-            os._exit(status)
-    _, status = os.waitpid(child, 0)
-
-    assert os.waitstatus_to_exitcode(status) == 0
+    # A one-statement write, which settles a row in flight with it.
+    assert _written_in_a_forked_child(store, _next(second, expected_event_seq=1), not_on=parents) == 0
     # The parent's row and its reply were left to the parent, whose write settles them.
     written = store.write_step(_next(first, expected_event_seq=1))
     assert isinstance(written, StepWritten) and written.usage == USAGE
     assert pipeline._connections.get() is parents
     assert [store.get_step_row(run_id, 1).status for run_id in (first, second)] == [StepStatus.COMMITTED] * 2
+
+
+def _written_in_a_forked_child(store: RunStore, write: StepWrite, *, not_on: Any) -> int:
+    """Fork; the child writes ``write`` on a connection other than ``not_on``, as a prefork pool
+    process does with the store it inherited. The child's exit status (0: it did)."""
+    import os
+
+    pipeline = store._pipeline
+    assert pipeline is not None
+    child = os.fork()
+    if child == 0:
+        status = 1
+        try:
+            store.engine.dispose(close=False)  # `Runtime.after_fork`: forget the parent's pool
+            written = store.write_step(write)
+            status = 0 if isinstance(written, StepWritten) and pipeline._connections.get() is not not_on else 2
+            store.close()
+        finally:
+            os._exit(status)
+    _, status = os.waitpid(child, 0)
+    return os.waitstatus_to_exitcode(status)
 
 
 def _lose_connection_mid_write(engine: Engine, run_id: str, write: Callable[[], object]) -> None:
