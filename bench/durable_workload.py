@@ -23,6 +23,7 @@ import json
 import os
 import statistics
 import time
+from collections.abc import Callable
 
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart
 from pydantic_ai.models import Model
@@ -76,25 +77,28 @@ class BenchRuntime(Runtime):
         return super().model(name)
 
 
-def workflow_alone_ms_per_step(*, runs: int, warmup: int = 3) -> float:
-    """ms/step of this workload's run of the stock ReAct workflow in-process, without durability.
+def workflow_alone_runner() -> Callable[[], float]:
+    """One run of this workload's stock ReAct workflow in-process, without durability, per call: its ms/step.
 
-    No SQL, no broker, no Celery: `ReActWorkflow.run` with `SCRIPTED` and `bench_lookup`, median
-    over ``runs`` runs. What the workload itself costs; a durable step's overhead is what it adds.
+    No SQL, no broker, no Celery: `ReActWorkflow.run` with `SCRIPTED` and `bench_lookup`. What the
+    workload itself costs; a durable step's overhead is what it adds.
     """
     from mamba_worker.agent import Agent
     from mamba_worker.workflows import ReActConfig, ReActWorkflow
 
     agent = Agent(SCRIPTED, tools=[bench_lookup])
 
-    async def measure() -> float:
-        per_step = []
-        for i in range(warmup + runs):
-            workflow = ReActWorkflow(agent, config=ReActConfig(max_iterations=K + 5))
-            start = time.perf_counter()
-            result = await workflow.run("Look things up, then answer.")
-            if i >= warmup:
-                per_step.append((time.perf_counter() - start) * 1000 / result.state.current_step)
-        return statistics.median(per_step)
+    async def one() -> float:
+        workflow = ReActWorkflow(agent, config=ReActConfig(max_iterations=K + 5))
+        start = time.perf_counter()
+        result = await workflow.run("Look things up, then answer.")
+        return (time.perf_counter() - start) * 1000 / result.state.current_step
 
-    return asyncio.run(measure())
+    return lambda: asyncio.run(one())
+
+
+def workflow_alone_ms_per_step(*, runs: int, warmup: int = 3) -> float:
+    """`workflow_alone_runner`'s median over ``runs`` runs, after ``warmup``."""
+    run = workflow_alone_runner()
+    per_step = [run() for _ in range(warmup + runs)][warmup:]
+    return statistics.median(per_step)
