@@ -731,9 +731,10 @@ this shared machine the floors before and after are minutes away from most runs)
 {verdict}
 
 "PG write transactions/step" counts the transaction ids the server assigned during the sequential
-runs (`pg_current_snapshot()`: every transaction that wrote, workers' reconcilers included; reads
-assign none). On Redis + PostgreSQL the driver wakes once per run, on the run's settle notice
-(`mamba:settled:<run_id>`, what `RunService.wait` listens to). On SQLite the driver sees run ends
+runs (`pg_current_snapshot()`: every transaction that wrote, workers' reconcilers included, less
+the paired floor runs' own, one per step; reads assign none). On Redis + PostgreSQL the driver
+wakes once per run, on the run's settle notice (`mamba:settled:<run_id>`, what `RunService.wait`
+listens to). On SQLite the driver sees run ends
 by polling the run every {POLL_SECONDS * 1000:.0f} ms; that polling is the driver CPU in that row,
 and it competes with the workers for the 2 cores.
 
