@@ -37,6 +37,18 @@ come. Kept here, a child never touches them (a prefork child leaves with ``os._e
 collecting them either).
 """
 
+_pid = os.getpid()
+"""This process's pid, kept current across forks: `ThreadConnections._current` checks it on every
+statement, without a system call each time."""
+
+
+def _forked() -> None:
+    global _pid  # the one place it changes
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
+
 
 class ThreadConnections:
     """The connections of one engine's database that `PgPipeline` keeps, one per thread.
@@ -67,7 +79,7 @@ class ThreadConnections:
             RuntimeError: The connection holds a write not yet settled (`settle` first).
         """
         held = self._current()
-        if held is not None and not held.conn.closed and held.pid == os.getpid():
+        if held is not None and not held.conn.closed:
             if held.unsettled is not None:
                 # Its replies would read as the server ending the connection (`spoken_to`), and a
                 # statement sent now would join the unsettled pipeline.
@@ -84,8 +96,6 @@ class ThreadConnections:
                 self._engine.dispose()
             else:
                 return held.conn
-        if held is not None and held.unsettled is not None and held.pid != os.getpid():
-            _INHERITED_WRITES.append(held.unsettled)  # the parent's to settle (see there)
         pooled = self._engine.raw_connection()
         conn = cast("psycopg.Connection[Any]", pooled.driver_connection)
         pooled.detach()
@@ -121,11 +131,10 @@ class ThreadConnections:
     def unsettled(self) -> psycopg.Connection[Any] | None:
         """This thread's connection if it holds a write sent without waiting (`send_unsettled`).
 
-        Never a connection a forked child inherited, nor a closed one: those are not written to
-        again (`get` replaces them), and a write in flight on them is not this process's to settle.
+        Never a closed one: it is not written to again (`get` replaces it).
         """
         held = self._current()
-        if held is None or held.unsettled is None or held.pid != os.getpid() or held.conn.closed:
+        if held is None or held.unsettled is None or held.conn.closed:
             return None
         return held.conn
 
@@ -139,9 +148,6 @@ class ThreadConnections:
         if held is None or held.unsettled is None:
             return
         pipeline, held.unsettled = held.unsettled, None
-        if held.pid != os.getpid():
-            _INHERITED_WRITES.append(pipeline)  # a forked child never reads its parent's replies
-            return
         if held.conn.closed:
             return
         pipeline.__exit__(None, None, None)  # sends a Sync and reads every reply
@@ -189,8 +195,17 @@ class ThreadConnections:
         return cursor.execute(statement, params, prepare=params is not None)
 
     def _current(self) -> _Held | None:
-        """This thread's connection as held, if it has one."""
+        """This thread's connection as held, if it has one in this process.
+
+        A forked child inherits the forking thread's locals: the parent's connection is forgotten
+        here (the child opens its own), and a write in flight on it is kept, never ended
+        (`_INHERITED_WRITES`), so nothing of the child's ever reads or writes the parent's socket.
+        """
         held: _Held | None = getattr(self._held, "held", None)
+        if held is not None and held.pid != _pid:
+            if held.unsettled is not None:
+                _INHERITED_WRITES.append(held.unsettled)
+            self._held.held = held = None
         return held
 
     def _owning(self, conn: psycopg.Connection[Any], method: str) -> _Held:
