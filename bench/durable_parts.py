@@ -18,13 +18,15 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import functools
+import inspect
 import os
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,35 +42,34 @@ CPU_TIMINGS: dict[str, list[float]] = collections.defaultdict(list)
 """The calling thread's CPU in each timed call (`time.thread_time`: what is not waiting)."""
 
 
-def _timed(owner: type, name: str, label: str) -> None:
+@contextlib.contextmanager
+def _timing(label: str) -> Iterator[None]:
+    """Add the block's wall time and its thread's CPU to ``label``'s timings."""
+    start, cpu = time.perf_counter(), time.thread_time()
+    try:
+        yield
+    finally:
+        TIMINGS[label].append((time.perf_counter() - start) * 1000)
+        CPU_TIMINGS[label].append((time.thread_time() - cpu) * 1000)
+
+
+def _timed(owner: Any, name: str, label: str) -> None:
+    """Time every call of ``owner.name`` under ``label``; a coroutine function from its start to its return."""
     original: Callable[..., Any] = getattr(owner, name)
+    wrapper: Callable[..., Any]
+    if inspect.iscoroutinefunction(original):
 
-    @functools.wraps(original)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        start, cpu = time.perf_counter(), time.thread_time()
-        try:
-            return original(*args, **kwargs)
-        finally:
-            TIMINGS[label].append((time.perf_counter() - start) * 1000)
-            CPU_TIMINGS[label].append((time.thread_time() - cpu) * 1000)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with _timing(label):
+                return await original(*args, **kwargs)
 
-    setattr(owner, name, wrapper)
+    else:
 
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with _timing(label):
+                return original(*args, **kwargs)
 
-def _timed_async(owner: type, name: str, label: str) -> None:
-    """`_timed` for a coroutine method: its thread CPU and wall from first to last resumption."""
-    original: Callable[..., Any] = getattr(owner, name)
-
-    @functools.wraps(original)
-    async def wrapper(*args: Any, **kwargs: Any) -> Any:
-        start, cpu = time.perf_counter(), time.thread_time()
-        try:
-            return await original(*args, **kwargs)
-        finally:
-            TIMINGS[label].append((time.perf_counter() - start) * 1000)
-            CPU_TIMINGS[label].append((time.thread_time() - cpu) * 1000)
-
-    setattr(owner, name, wrapper)
+    setattr(owner, name, functools.wraps(original)(wrapper))
 
 
 def _instrument() -> None:
@@ -79,7 +80,7 @@ def _instrument() -> None:
     _timed(_claim.StepClaimer, "claim", "claim (transaction + its live event)")
     _timed(_executor, "commit_step", "commit_step (the commit's Python and write_step)")
     _timed(_context.DurableStepContext, "__init__", "DurableStepContext (a step's recording context)")
-    _timed_async(_stepwise.StepWorkflow, "run_step", "the workflow's step (model or tool, recorded)")
+    _timed(_stepwise.StepWorkflow, "run_step", "the workflow's step (model or tool, recorded)")
     _timed(_writer.StepWriter, "write_step", "commit (RunStore.write_step)")
     _timed(_writer.StepWriter, "record_model_call", "model-call ledger row (think)")
     _timed(_pg_connections.ThreadConnections, "settle", "model-call row's replies awaited (in the commit)")
