@@ -73,15 +73,17 @@ def _timed(owner: Any, name: str, label: str) -> None:
 
 
 def _instrument() -> None:
-    from mamba_worker.durable import _claim, _context, _dispatch, _events, _executor, _journal
+    from mamba_worker.durable import _claim, _commit, _context, _dispatch, _events, _executor, _journal
     from mamba_worker.durable.store import _pg_connections, _writer
     from mamba_worker.workflows import _stepwise
 
     _timed(_claim.StepClaimer, "claim", "claim (transaction + its live event)")
-    _timed(_executor, "commit_step", "commit_step (the commit's Python and write_step)")
+    _timed(_executor, "send_commit", "send_commit (the commit's Python, and its send or its write)")
+    _timed(_commit.CommitInFlight, "confirm", "the commit's outcome read (CommitInFlight.confirm; the wait left)")
     _timed(_context.DurableStepContext, "__init__", "DurableStepContext (a step's recording context)")
     _timed(_stepwise.StepWorkflow, "run_step", "the workflow's step (model or tool, recorded)")
-    _timed(_writer.StepWriter, "write_step", "commit (RunStore.write_step)")
+    _timed(_writer.StepWriter, "send_step", "commit sent (RunStore.send_step: one statement, not awaited)")
+    _timed(_writer.StepWriter, "write_step", "commit written and awaited (RunStore.write_step: a run's last step)")
     _timed(_writer.StepWriter, "record_model_call", "model-call ledger row (think)")
     _timed(_pg_connections.ThreadConnections, "settle", "model-call row's replies awaited (in the commit)")
     _timed(_writer.StepWriter, "record_tool_call_finished", "tool-call ledger row (act)")

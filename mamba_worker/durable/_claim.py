@@ -3,7 +3,7 @@
 The claim is its own transaction, before the step runs: the lease in SQL is what tells the
 reconciler that a worker is on the step (and, once it expires, that the worker died). A step run
 inline after its predecessor (`RuntimeSettings.inline_steps`) is claimed in that predecessor's
-commit instead (`commit_step`), and never passes through here.
+commit instead (`send_commit`), and never passes through here.
 """
 
 from __future__ import annotations

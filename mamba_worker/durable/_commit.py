@@ -1,4 +1,4 @@
-"""`commit_step`: THE place where a step is committed.
+"""`send_commit`: THE place where a step is committed.
 
 One transaction writes everything a step produced (DESIGN.md invariant 1): the step's status,
 the run's new state, the step's events, and the next step with its outbox row (or the run's
@@ -17,9 +17,13 @@ executor then runs it inline, with no broker hop and no claim transaction. A cra
 commit leaves a running successor whose lease expires, which the reconciler re-sends like any
 other (invariant 4).
 
-`RunStore.write_step` does the writing (`StepWrite`): on PostgreSQL with psycopg, in one round
+`RunStore.send_step` does the writing (`StepWrite`): on PostgreSQL with psycopg, in one round
 trip when this worker knows the run's event counter (from its claim or its inline predecessor's
-commit), else two; elsewhere with the portable ``*_txn`` writers.
+commit), else two; elsewhere with the portable ``*_txn`` writers. The one-round-trip commit is
+sent without waiting for its outcome, which `CommitInFlight.confirm` reads when it is needed: an
+inline successor's own work runs meanwhile, and none of its effects (a model request, a tool call,
+its own commit) happens before the outcome is known. A commit refused or failed is therefore
+never followed by anything its successor did outside this process.
 """
 
 from __future__ import annotations
@@ -45,9 +49,11 @@ from mamba_worker.durable._faults import FaultPoint, fault
 from mamba_worker.durable._names import step_task_name
 from mamba_worker.durable.errors import LeaseLostError, RunCancelledError
 from mamba_worker.durable.store import (
+    PendingStepWrite,
     RunStore,
     StateChunk,
     StepWrite,
+    StepWritten,
     SuccessorWrite,
     ToolCallResult,
     WriteRefused,
@@ -119,13 +125,20 @@ class CommitOutcome:
     """The run's next event number after the commit (what an inline successor's commit expects)."""
 
 
-def commit_step(store: RunStore, commit: StepCommit) -> CommitOutcome:
-    """Commit a step attempt in one transaction (`RunStore.write_step`).
+def send_commit(store: RunStore, commit: StepCommit) -> CommitInFlight:
+    """Commit a step attempt in one transaction (`RunStore.send_step`); its outcome is read by `CommitInFlight.confirm`.
 
-    Raises:
-        LeaseLostError: Another attempt owns the step now; nothing was written.
-        RunCancelledError: The run was cancelled (or stopped) meanwhile; nothing was written.
+    On PostgreSQL the commit is sent without waiting for its outcome: the caller may run the
+    successor's own work meanwhile, and must confirm before anything of the successor leaves the
+    process (DESIGN.md, "A commit's outcome is read when it is needed"). Elsewhere it is written
+    here, and the confirm only reports it.
     """
+    write, planned = _planned(commit)
+    return CommitInFlight(planned, store.send_step(write))
+
+
+def _planned(commit: StepCommit) -> tuple[StepWrite, _Plan]:
+    """What ``commit`` writes, and what the executor does once it is written."""
     fault(FaultPoint.BEFORE_STEP_COMMIT)
     next_dispatch: NextDispatch | None = None
     successor: SuccessorWrite | None = None
@@ -200,30 +213,76 @@ def commit_step(store: RunStore, commit: StepCommit) -> CommitOutcome:
         now=utcnow(),
         **fields,
     )
-    written = store.write_step(write)
-    if written is WriteRefused.LEASE_LOST:
-        raise LeaseLostError(
-            f"step {commit.seq} of run {commit.run_id!r} is no longer held by {commit.owner} attempt "
-            f"{commit.attempt}; not committing it",
-            run_id=commit.run_id,
-            seq=commit.seq,
-            owner=commit.owner,
+    return write, _Plan(commit=commit, next=next_dispatch, status=status)
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Plan:
+    """A step commit as planned before it was written: what its outcome is made of."""
+
+    commit: StepCommit
+    next: NextDispatch | None
+    status: RunStatus
+
+    def outcome(self, written: StepWritten | WriteRefused) -> CommitOutcome:
+        """The outcome of the write, or the error that says why nothing was written."""
+        commit = self.commit
+        if written is WriteRefused.LEASE_LOST:
+            raise LeaseLostError(
+                f"step {commit.seq} of run {commit.run_id!r} is no longer held by {commit.owner} attempt "
+                f"{commit.attempt}; not committing it",
+                run_id=commit.run_id,
+                seq=commit.seq,
+                owner=commit.owner,
+            )
+        if isinstance(written, WriteRefused):
+            raise RunCancelledError(
+                f"run {commit.run_id!r} was cancelled or stopped while step {commit.seq} ran; the step is discarded",
+                run_id=commit.run_id,
+            )
+        # Committed. A crash from here on leaves the successor stamped but unsent: no worker claims
+        # it, and the reconciler sends it again after redispatch_after (a lease's length by default).
+        fault(FaultPoint.AFTER_STEP_COMMIT)
+        return CommitOutcome(
+            next=self.next,
+            events=written.events,
+            status=self.status,
+            payloads=written.payloads,
+            next_event_seq=written.next_event_seq,
         )
-    if isinstance(written, WriteRefused):
-        raise RunCancelledError(
-            f"run {commit.run_id!r} was cancelled or stopped while step {commit.seq} ran; the step is discarded",
-            run_id=commit.run_id,
-        )
-    # Committed. A crash from here on leaves the successor stamped but unsent: no worker claims
-    # it, and the reconciler sends it again after redispatch_after (a lease's length by default).
-    fault(FaultPoint.AFTER_STEP_COMMIT)
-    return CommitOutcome(
-        next=next_dispatch,
-        events=written.events,
-        status=status,
-        payloads=written.payloads,
-        next_event_seq=written.next_event_seq,
-    )
+
+
+class CommitInFlight:
+    """A step commit sent (`send_commit`) whose outcome is read when it is needed (`confirm`)."""
+
+    def __init__(self, plan: _Plan, pending: PendingStepWrite) -> None:
+        self._plan = plan
+        self._pending = pending
+        self._outcome: CommitOutcome | None = None
+        self._error: Exception | None = None
+
+    @property
+    def next(self) -> NextDispatch | None:
+        """The successor the commit dispatches or claims, if it is confirmed; ``None`` when it ends the run."""
+        return self._plan.next
+
+    def confirm(self) -> CommitOutcome:
+        """The commit's outcome, read once (on the thread that sent it); the same outcome, or error, every time.
+
+        Raises:
+            LeaseLostError: Another attempt owns the step now; nothing was written.
+            RunCancelledError: The run was cancelled (or stopped) meanwhile; nothing was written.
+            DBAPIError: The write failed, or its outcome could not be read.
+        """
+        if self._error is not None:
+            raise self._error
+        if self._outcome is None:
+            try:
+                self._outcome = self._plan.outcome(self._pending.confirm())
+            except Exception as error:
+                self._error = error
+                raise
+        return self._outcome
 
 
 def _final(event: Callable[..., Event], **fields: Any) -> Callable[[Usage], Event]:

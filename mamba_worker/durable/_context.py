@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart
@@ -64,6 +64,8 @@ class DurableStepContext(ToolboxStepContext):
         toolset: The toolset of ``tools`` (default: built here), with ``fetched``, the tools as
             fetched from it: a chain of steps run in one task shares both (`RunSetup`).
         fetched: See ``toolset``.
+        before_effect: Called before each model request and tool call: an inline step confirms its
+            predecessor's commit there (it raises, and the step stops, if that commit failed).
     """
 
     def __init__(
@@ -80,6 +82,7 @@ class DurableStepContext(ToolboxStepContext):
         model_settings: ModelSettings | None = None,
         toolset: FunctionToolset[Any] | None = None,
         fetched: FetchedTools | None = None,
+        before_effect: Callable[[], object] | None = None,
     ) -> None:
         self._runtime = runtime
         self._seq = seq
@@ -96,6 +99,7 @@ class DurableStepContext(ToolboxStepContext):
             attempt=attempt,
             costs=runtime.costs,
             on_response=self._on_response,
+            before_request=before_effect,
         )
         self._tools = {tool.name: tool for tool in tools}
         super().__init__(
@@ -111,7 +115,7 @@ class DurableStepContext(ToolboxStepContext):
             compaction_ratio=compaction_ratio,
             compaction_model=self.model,  # LLM strategies' requests are recorded too
         )
-        self._ledger = ToolLedger(runtime.store, run_id=run_id, seq=seq, attempt=attempt)
+        self._ledger = ToolLedger(runtime.store, run_id=run_id, seq=seq, attempt=attempt, before_call=before_effect)
         self._in_doubt = runtime.runtime.in_doubt_policy
 
     @property

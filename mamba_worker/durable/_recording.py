@@ -103,6 +103,8 @@ class RecordingModel(WrapperModel):
         attempt: This attempt.
         costs: Prices the usage.
         on_response: Called with each response and whether it was replayed.
+        before_request: Called before each request is made (not before a replay); what it raises
+            stops the request.
     """
 
     def __init__(
@@ -115,8 +117,10 @@ class RecordingModel(WrapperModel):
         attempt: int,
         costs: CostEstimator,
         on_response: Callable[[ModelResponse, Usage, bool], None],
+        before_request: Callable[[], object] | None = None,
     ) -> None:
         super().__init__(wrapped)
+        self._before_request = before_request
         self._store = store
         self._run_id = run_id
         self._seq = seq
@@ -145,6 +149,8 @@ class RecordingModel(WrapperModel):
             response = load_response(recorded)
             self._on_response(response, Usage(), True)
             return response
+        if self._before_request is not None:
+            self._before_request()
         response = await self.wrapped.request(messages, model_settings, model_request_parameters)
         usage = self._usage(response)
         self._store.record_model_call(
@@ -186,10 +192,15 @@ class ToolLedger:
         run_id: The run.
         seq: The step.
         attempt: This attempt.
+        before_call: Called before anything of a call is done (its ledger rows, the call itself);
+            what it raises stops the call.
     """
 
-    def __init__(self, store: RunStore, *, run_id: str, seq: int, attempt: int) -> None:
+    def __init__(
+        self, store: RunStore, *, run_id: str, seq: int, attempt: int, before_call: Callable[[], object] | None = None
+    ) -> None:
         self._store = store
+        self._before_call = before_call
         self._run_id = run_id
         self._seq = seq
         self._attempt = attempt
@@ -223,6 +234,8 @@ class ToolLedger:
         ``wait`` or ``fail`` raise `StepInDoubtError` (the executor then stops the run for a
         person, or fails it), ``rerun`` runs the call again.
         """
+        if self._before_call is not None:
+            self._before_call()
         previous = self._previous.get(tool_call_id)
         if previous is not None and previous.status == ToolCallStatus.FINISHED and previous.result is not None:
             part = _load_part(previous.result)

@@ -151,13 +151,13 @@ class RuntimeFactory:
 
 
 def registry_with_test_workflows() -> Registry:
-    """A fresh registry with the ``dt_*`` tools and ``dt_count`` of `tests._support.durable_workflows`.
+    """A fresh registry with the ``dt_*`` tools and workflows of `tests._support.durable_workflows`.
 
     Tests register their scripted models in it without touching the process-wide registry.
     """
     from mamba_worker.durable import default_registry
     from mamba_worker.workflows import WorkflowConfig
-    from tests._support.durable_workflows import CountWorkflow
+    from tests._support.durable_workflows import CountWorkflow, SwallowingWorkflow
 
     registry = Registry()
 
@@ -166,6 +166,8 @@ def registry_with_test_workflows() -> Registry:
         return CountWorkflow(config=WorkflowConfig(**{k: v for k, v in limits.items() if v is not None}))
 
     registry.add_workflow("dt_count", count_workflow, steps=CountWorkflow.step_names())
+    swallowing = SwallowingWorkflow.step_names()
+    registry.add_workflow("dt_swallow", lambda options, prompts: SwallowingWorkflow(), steps=swallowing)
     names = [name for name in default_registry.tool_names() if name.startswith("dt_")]
     for tool in default_registry.tools_for(names, sandbox=FilesystemSecurity(sandbox_mode=True)):
         registry.add_tool(tool)

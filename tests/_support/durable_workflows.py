@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ClassVar
 
 from pydantic import BaseModel
-from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart
+from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, TextPart, ToolCallPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.usage import RequestUsage
 
@@ -255,6 +255,56 @@ class CountWorkflow(StepWorkflow[None, int, CountState]):
     async def done(self, state: CountState, ctx: StepContext) -> StepResult:
         """Finish with the count."""
         return Finish(output=state.count)
+
+
+class AskState(BaseModel):
+    """`SwallowingWorkflow`'s state."""
+
+    asked: int = 0
+
+
+@register_workflow
+class SwallowingWorkflow(StepWorkflow[None, int, AskState]):
+    """Asks the model twice; the second ask swallows any error (``first`` → ``second`` → ``done``).
+
+    What a careless workflow does: an error of the durable runtime's must still end the step.
+    The swallowed errors' types are kept in ``SEEN["dt_swallow"]``.
+    """
+
+    state_type: ClassVar[type[BaseModel]] = AskState
+    initial_step: ClassVar[str] = "first"
+
+    @property
+    def name(self) -> str:
+        """``dt_swallow``."""
+        return "dt_swallow"
+
+    def initial_context(self, prompt: str) -> AskState:
+        """Nothing asked yet."""
+        return AskState()
+
+    @step
+    async def first(self, state: AskState, ctx: StepContext) -> StepResult:
+        """Ask once."""
+        await ctx.request([ModelRequest.user_text_prompt("first")])
+        state.asked += 1
+        return Next(step="second")
+
+    @step
+    async def second(self, state: AskState, ctx: StepContext) -> StepResult:
+        """Ask again, whatever happens."""
+        try:
+            await ctx.request([ModelRequest.user_text_prompt("second")])
+            state.asked += 1
+        except Exception as error:
+            with _lock:
+                SEEN.setdefault("dt_swallow", []).append(type(error).__name__)
+        return Next(step="done")
+
+    @step
+    async def done(self, state: AskState, ctx: StepContext) -> StepResult:
+        """Finish with how many asks were answered."""
+        return Finish(output=state.asked)
 
 
 # A scripted model worker subprocesses can name: answers every question with "4".

@@ -33,7 +33,7 @@ enums stored as their values; times are UTC)::
 Rules the writers keep (STYLE rules 6 and 7):
 
 - A ``*_txn`` function takes the caller's `Session`, runs Core statements on its connection and
-  never commits; the caller (``commit_step``) owns the one transaction. ORM objects loaded earlier
+  never commits; the caller (``send_commit``) owns the one transaction. ORM objects loaded earlier
   in that session are not refreshed by these statements.
 - Every ownership or idempotency decision is one SQL predicate: a conditional ``UPDATE`` whose
   row count says who won, or ``INSERT ... ON CONFLICT DO NOTHING``. Each docstring says why a
@@ -83,7 +83,9 @@ from mamba_worker.durable.store._runs import (
 )
 from mamba_worker.durable.store._step_write import (
     ModelCallRecord,
+    PendingStepWrite,
     RunningClaim,
+    SettledStepWrite,
     StepWrite,
     StepWritten,
     SuccessorWrite,
@@ -128,10 +130,12 @@ __all__ = [
     "ModelCallRow",
     "NewRun",
     "OutboxRow",
+    "PendingStepWrite",
     "RunAdvance",
     "RunRow",
     "RunStore",
     "RunningClaim",
+    "SettledStepWrite",
     "StateChunk",
     "StateChunkRow",
     "StepClaim",

@@ -6,9 +6,11 @@ of prepared statements, so the per-step CTEs were parsed and planned again. Per 
 connection is not shared between threads mid-transaction; per process (the pid is checked),
 because a forked child (a prefork pool process) must never use its parent's socket.
 
-A connection may hold one write sent without waiting for its reply (`send_unsettled`): the
+A connection may hold writes sent without waiting for their replies (`send_unsettled`): the
 statements are on the socket, so the server commits them whatever happens to this process, and
-their reply is read (`settle`) before the connection is used again.
+their replies are read (`settle`) before the connection is used again. A write sent while another
+is in flight joins it (one pipeline, read by one Sync); each keeps a `SentWrite` that says how it
+settled, whoever settled it.
 """
 
 from __future__ import annotations
@@ -19,16 +21,18 @@ import select
 import threading
 import weakref
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from typing import Any, cast
 
 import psycopg
+from psycopg.waiting import Ready, Wait
 from sqlalchemy import Engine
+
+from mamba_worker.durable.store._pg_in_flight import ExecutionInFlight, PipelineInFlight, SentWrite
 
 _Opened = list[tuple[int, "psycopg.Connection[Any]"]]
 
-_INHERITED_WRITES: list[AbstractContextManager[psycopg.Pipeline]] = []
-"""Writes in flight (`ThreadConnections.send_unsettled`) a forked child inherited: kept, never ended.
+_INHERITED_WRITES: list[PipelineInFlight | ExecutionInFlight] = []
+"""Writes in flight (`ThreadConnections.send_unsettled`, `send_deferred`) a forked child inherited: kept, never ended.
 
 A write's pipeline is a generator-based context manager. Dropped, it is garbage-collected, which
 closes the generator, which ends the pipeline: a Sync sent down the parent's socket and the
@@ -107,29 +111,78 @@ class ThreadConnections:
         weakref.finalize(held, _close_one, self._opened, self._lock, held.pid, conn)
         return conn
 
-    def send_unsettled(self, conn: psycopg.Connection[Any], statements: Sequence[tuple[str, Any]]) -> None:
+    def send_unsettled(self, conn: psycopg.Connection[Any], statements: Sequence[tuple[str, Any]]) -> SentWrite:
         """Send ``statements`` on ``conn`` (from `get`) in pipeline mode, without waiting for their replies.
 
         Returns once every byte is on the socket: from then on the server runs them even if this
         process dies, so a transaction among them (``BEGIN`` ... ``COMMIT``) is committed whatever
-        happens here. Their replies, and any error, come from `settle`.
+        happens here. Their replies, and any error, come from `settle`; the cursors in the
+        returned `SentWrite` hold each statement's rows once it has.
+
+        A write still in flight on ``conn`` is joined: the statements go into its pipeline, behind
+        it. The server runs a connection's statements in order, and after an error skips everything
+        up to the Sync that `settle` sends, so a write that failed keeps every write behind it from
+        running (a step's commit never lands without its model-call row).
         """
         held = self._owning(conn, "send_unsettled")
-        pipeline = conn.pipeline()
-        pipeline.__enter__()
+        if held.unsettled is not None and not isinstance(held.unsettled, PipelineInFlight):
+            raise RuntimeError("this thread's connection has a statement in flight: settle it first")
+        joining = held.unsettled is not None
+        pipeline = held.unsettled.pipeline if isinstance(held.unsettled, PipelineInFlight) else conn.pipeline()
+        if not joining:
+            pipeline.__enter__()
+        sent = SentWrite()
         try:
-            for statement, params in statements:
-                self.execute(conn, statement, params)
+            sent.cursors = [self.execute(conn, statement, params) for statement, params in statements]
             # psycopg sends what fits in the socket; wait for the rest to be taken.
             while conn.pgconn.flush():
                 select.select([], [conn.fileno()], [])
         except BaseException as error:
-            pipeline.__exit__(type(error), error, error.__traceback__)
+            if joining:
+                # The write in flight's error, read on the way, or this one's: that is what is
+                # raised; the pipeline is ended all the same (its writes' outcomes recorded).
+                with contextlib.suppress(psycopg.Error):
+                    self.settle()
+            else:
+                pipeline.__exit__(type(error), error, error.__traceback__)
             raise
-        held.unsettled = pipeline
+        if not joining:
+            held.unsettled = PipelineInFlight(pipeline)
+        held.sent.append(sent)
+        return sent
+
+    def send_deferred(self, conn: psycopg.Connection[Any], statement: str, params: Any) -> SentWrite:
+        """Send one autocommitted statement on ``conn`` (from `get`) and return before its reply.
+
+        Not in pipeline mode: the statement goes out with its Sync, as `execute` sends it, so the
+        server commits it as soon as it has run it, and the client work is `execute`'s (a
+        pipeline's, with the ``BEGIN`` and ``COMMIT`` that a write in one needs to commit before
+        its Sync, costs about twice as much). Its reply, and its error, come from `settle`.
+
+        psycopg has no public call that sends a statement and returns: this runs the generator
+        behind `psycopg.Cursor.execute` up to its wait for the reply, and `settle` runs the rest
+        (``tests/worker/durable/store/test_pg_connections.py`` pins that behaviour). On the
+        connection's first use of the statement, psycopg first prepares it and waits for that: the
+        statement itself then only goes out when `settle` runs (correct, but nothing is overlapped).
+        """
+        held = self._owning(conn, "send_deferred")
+        if held.unsettled is not None:
+            raise RuntimeError("this thread's connection has a write in flight: settle it first")
+        cursor = self._cursor(held, conn, statement)
+        execution = cursor._execute_gen(statement, params, prepare=True)
+        waiting = next(execution)
+        # Until the statement is on the socket psycopg waits to write; then it waits to read.
+        while waiting != Wait.R:
+            select.select([], [conn.fileno()], [])
+            waiting = execution.send(Ready.W)
+        sent = SentWrite()
+        sent.cursors = [cursor]
+        held.unsettled = ExecutionInFlight(conn, execution, waiting)
+        held.sent.append(sent)
+        return sent
 
     def unsettled(self) -> psycopg.Connection[Any] | None:
-        """This thread's connection if it holds a write sent without waiting (`send_unsettled`).
+        """This thread's connection if it holds a write sent without waiting (`send_unsettled`, `send_deferred`).
 
         Never a closed one: it is not written to again (`get` replaces it).
         """
@@ -138,19 +191,44 @@ class ThreadConnections:
             return None
         return held.conn
 
+    def joinable(self) -> psycopg.Connection[Any] | None:
+        """This thread's connection if its write in flight is a pipeline that statements can join.
+
+        (`send_unsettled`'s, which `execute_settling` and `send_unsettled` join; not `send_deferred`'s.)
+        """
+        conn = self.unsettled()
+        if conn is None or not isinstance(self._held.held.unsettled, PipelineInFlight):
+            return None
+        return conn
+
     def settle(self) -> None:
-        """Read the replies of this thread's unsettled write, if any; its error, if it failed.
+        """Read the replies of this thread's unsettled writes, if any; the error, if one failed.
+
+        Each write's `SentWrite` records the outcome, for whoever waits for it later.
 
         Raises:
-            psycopg.Error: A statement of that write failed (its transaction did not commit).
+            psycopg.Error: A statement failed (its transaction, and every write behind it, did not take effect).
         """
         held = self._current()
         if held is None or held.unsettled is None:
             return
-        pipeline, held.unsettled = held.unsettled, None
+        in_flight, held.unsettled = held.unsettled, None
+        sent, held.sent = held.sent, []
         if held.conn.closed:
+            # Their outcome can no longer be read: a write that waits for it fails (its step is
+            # tried again); the thread's next statement goes to a new connection.
+            unknown = psycopg.OperationalError("the connection closed before the write's outcome was read")
+            for write in sent:
+                write.settled, write.error = True, unknown
             return
-        pipeline.__exit__(None, None, None)  # sends a Sync and reads every reply
+        try:
+            in_flight.finish()
+        except psycopg.Error as error:
+            for write in sent:
+                write.settled, write.error = True, error
+            raise
+        for write in sent:
+            write.settled = True
 
     def execute_settling(self, conn: psycopg.Connection[Any], statement: str, params: Any) -> psycopg.Cursor[Any]:
         """Run ``statement`` on ``conn`` right behind its write in flight (`send_unsettled`), settling both.
@@ -161,8 +239,8 @@ class ThreadConnections:
         Sync, and the write's error is raised here, as `settle` would raise it.
         """
         held = self._owning(conn, "execute_settling")
-        if held.unsettled is None:
-            raise RuntimeError("this thread's connection has no write in flight to settle with")
+        if not isinstance(held.unsettled, PipelineInFlight):
+            raise RuntimeError("this thread's connection has no pipeline in flight to settle with")
         try:
             cursor = self.execute(conn, statement, params)
         except BaseException:
@@ -189,10 +267,15 @@ class ThreadConnections:
         read: both would land on the same cursor.
         """
         held = self._owning(conn, "execute")
+        return self._cursor(held, conn, statement).execute(statement, params, prepare=params is not None)
+
+    @staticmethod
+    def _cursor(held: _Held, conn: psycopg.Connection[Any], statement: str) -> psycopg.Cursor[Any]:
+        """The cursor kept for ``statement`` on the thread's connection (`execute`)."""
         cursor = held.cursors.get(statement)
         if cursor is None:
             cursor = held.cursors[statement] = conn.cursor()
-        return cursor.execute(statement, params, prepare=params is not None)
+        return cursor
 
     def _current(self) -> _Held | None:
         """This thread's connection as held, if it has one in this process.
@@ -240,15 +323,17 @@ class ThreadConnections:
 class _Held:
     """One thread's connection, with the process and the generation it was opened in."""
 
-    __slots__ = ("__weakref__", "_poller", "conn", "cursors", "generation", "pid", "unsettled")
+    __slots__ = ("__weakref__", "_poller", "conn", "cursors", "generation", "pid", "sent", "unsettled")
 
     def __init__(self, conn: psycopg.Connection[Any], pid: int, generation: int) -> None:
         self.conn, self.pid, self.generation = conn, pid, generation
         self.cursors: dict[str, psycopg.Cursor[Any]] = {}
         """One cursor per statement text (`ThreadConnections.execute`); they end with the connection."""
-        self.unsettled: AbstractContextManager[psycopg.Pipeline] | None = None
-        """The pipeline of a write sent without waiting for its replies (`ThreadConnections.send_unsettled`);
-        leaving it reads them."""
+        self.unsettled: PipelineInFlight | ExecutionInFlight | None = None
+        """The writes sent without waiting for their replies (`ThreadConnections.send_unsettled`,
+        `ThreadConnections.send_deferred`); finishing it reads them."""
+        self.sent: list[SentWrite] = []
+        """The writes in `unsettled`, in the order they were sent."""
         # Built once: `spoken_to` runs before every statement. Where ``poll`` is missing (Windows), none.
         self._poller = select.poll() if hasattr(select, "poll") else None
         if self._poller is not None:

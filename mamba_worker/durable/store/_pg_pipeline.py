@@ -39,7 +39,7 @@ import psycopg
 from sqlalchemy import Column, Engine
 from sqlalchemy.exc import DBAPIError, StatementError
 
-from mamba_client.schemas import Event, RunStarted, RunStatus, StepStarted, Usage
+from mamba_client.schemas import Event, RunStarted, StepStarted
 from mamba_worker.durable.store._chunks import ChunkRead, group_chunks
 from mamba_worker.durable.store._pg_connections import ThreadConnections
 from mamba_worker.durable.store._pg_sql import (
@@ -51,19 +51,13 @@ from mamba_worker.durable.store._pg_sql import (
     RUN_COLUMNS,
     START_TOOL_CALL,
     USAGE,
-    chunk_params,
-    event_params,
     spliced_event,
-    step_guard,
-    step_inserts,
-    step_write_once,
-    successor_params,
-    tool_result_params,
     tool_result_statements,
 )
-from mamba_worker.durable.store._runs import UNSET
+from mamba_worker.durable.store._pg_step_write import PgStepWriter
 from mamba_worker.durable.store._step_write import (
     ModelCallRecord,
+    PendingStepWrite,
     RunningClaim,
     StepWrite,
     StepWritten,
@@ -71,11 +65,9 @@ from mamba_worker.durable.store._step_write import (
     ToolCallResult,
     ToolCallStart,
     WriteRefused,
-    built_events,
 )
 from mamba_worker.durable.store._steps import StepClaim
-from mamba_worker.durable.store._tables import RUNS, RunRow, loaded_run_row
-from mamba_worker.durable.store._types import JSONText
+from mamba_worker.durable.store._tables import RunRow, loaded_run_row
 
 _UNKNOWN = object()
 
@@ -90,23 +82,22 @@ class PgPipeline:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         # Encoded exactly as the ORM columns encode them (JSON documents, enum values).
-        self._dialect = engine.dialect
-        self._output_type = cast("JSONText[Any]", RUNS.c.output.type)
-        self._error_type = cast("JSONText[Any]", RUNS.c.error.type)
+        self.dialect = engine.dialect
         self._processors: dict[str, Any] = {}
-        self._connections = ThreadConnections(engine)
+        self.connections = ThreadConnections(engine)
+        self._steps = PgStepWriter(self)
 
     @contextmanager
-    def _connection(self, *, autocommit: bool = False, settled: bool = True) -> Iterator[psycopg.Connection[Any]]:
+    def connection(self, *, autocommit: bool = False, settled: bool = True) -> Iterator[psycopg.Connection[Any]]:
         """This thread's connection, left idle; with ``autocommit`` each statement is its own transaction.
 
         A model-call row sent before on it is settled first (its error, if any, raised here), unless
         ``settled`` is false: the caller then settles it with its statement (`ThreadConnections.execute_settling`).
         """
-        conn = None if settled else self._connections.unsettled()
+        conn = None if settled else self.connections.joinable()
         if conn is None:
             self.settle()
-            conn = self._connections.get()
+            conn = self.connections.get()
         try:
             if conn.autocommit != autocommit:
                 conn.autocommit = autocommit
@@ -120,129 +111,43 @@ class PgPipeline:
 
     def _failed(self, conn: psycopg.Connection[Any], error: psycopg.Error, what: str) -> StatementError:
         """``error`` as SQLAlchemy's `DBAPIError` (parameters hidden), after putting ``conn`` right."""
-        if self._dialect.is_disconnect(cast(Any, error), cast(Any, conn), None):
+        if self.dialect.is_disconnect(cast(Any, error), cast(Any, conn), None):
             # Every connection is as dead as this one: the other threads' and the pool's are
             # replaced before their next use, not after one failed attempt each (SQLAlchemy
             # does the same for its pool after a disconnect on its own path).
-            self._connections.lost(conn)
+            self.connections.lost(conn)
             self._engine.dispose()
         elif not conn.closed:
             conn.rollback()
-        return DBAPIError.instance(what, None, error, psycopg.Error, hide_parameters=True, dialect=self._dialect)
+        return DBAPIError.instance(what, None, error, psycopg.Error, hide_parameters=True, dialect=self.dialect)
 
     def settle(self) -> None:
-        """Wait for this thread's model-call row (`record_model_call`) to be committed, if one is in flight.
+        """Wait for this thread's writes in flight (a model-call row, a step commit sent by `send_step`), if any.
 
         Raises:
-            DBAPIError: Its transaction failed (the row is not there: the step must not commit).
+            DBAPIError: One failed (a model-call row that is not there: the step must not commit; the
+                commit behind it did not run).
         """
-        conn = self._connections.unsettled()
+        conn = self.connections.unsettled()
         if conn is None:
+            self.connections.settle()  # a closed connection's writes: their outcome is recorded as unknown
             return
         try:
-            self._connections.settle()
+            self.connections.settle()
         except psycopg.Error as error:
-            raise self._failed(conn, error, "<model-call ledger row, sent earlier>") from error
+            raise self._failed(conn, error, "<per-step write, sent earlier>") from error
 
     def close(self) -> None:
         """Close every thread's connection this process opened (at shutdown)."""
-        self._connections.close()
+        self.connections.close()
 
     def write_step(self, write: StepWrite) -> StepWritten | WriteRefused:
-        """`write_step_txn`'s rows in one transaction: one statement when it can, else guards then inserts."""
-        params: dict[str, Any] = {
-            "run_id": write.run_id,
-            "seq": write.seq,
-            "owner": write.owner,
-            "attempt": write.attempt,
-            "now": write.now,
-            "state": write.state,
-            "events": write.event_count,
-        }
-        run_sets = self._run_sets(write, params)
-        tool_results_written = False
-        chunks, replace = chunk_params(write.chunks, params)
-        if write.successor is not None:
-            params |= successor_params(write.successor, now=write.now)
-        if write.expected_event_seq is not None and write.final is None:
-            # The events do not depend on the commit's reads: number them now and send everything
-            # at once. Most steps of every run take this path.
-            events, payloads = built_events(write, None, first_seq=write.expected_event_seq)
-            params |= event_params(events, payloads) | {"expected_seq": write.expected_event_seq}
-            # The finished calls never recorded ride in the statement; any other kind (rare: a
-            # call a person approved, or restarted) is written first, in a transaction of its own.
-            riding = [done for done in write.tool_results if done.start == "insert"]
-            self._record_tool_results([done for done in write.tool_results if done.start != "insert"], write.now)
-            if riding:
-                params |= tool_result_params(riding)
-            statement = step_write_once(
-                run_sets,
-                successor=write.successor is not None,
-                events=bool(events),
-                chunks=chunks,
-                replace=replace,
-                tool_results=bool(riding),
-            )
-            with self._connection(autocommit=True, settled=False) as conn:
-                # A think step's model-call row, if still in flight, is settled with this statement.
-                settling = self._connections.unsettled() is conn
-                run = self._connections.execute_settling if settling else self._connections.execute
-                row = run(conn, statement, params).fetchone()
-            tool_results_written = True
-            assert row is not None  # the statement always returns one row
-            if row[0] == 1:
-                return StepWritten(events=events, usage=self._usage(row[2:]), payloads=payloads, next_event_seq=row[1])
-            # Nothing was written: the guards below say why, or write it (another writer appended events).
-        if not tool_results_written:
-            # Rare (the run's last step, or a worker that lost track of the run's events): before
-            # the guarded transaction, which a refusal rolls back.
-            self._record_tool_results(write.tool_results, write.now)
-        guard = step_guard(run_sets)  # cached per set of columns
-        with self._connection() as conn, conn.pipeline() as pipeline:
-            guarded = self._connections.execute(conn, guard, params)
-            pipeline.sync()
-            row = guarded.fetchone()
-            assert row is not None  # the statement always returns one row
-            if row[0] != 1 or row[1] is None:
-                conn.rollback()
-                return WriteRefused.LEASE_LOST if row[0] != 1 else WriteRefused.RUN_STOPPED
-            usage = self._usage(row[2:])
-            events, payloads = built_events(write, usage, first_seq=row[1] - write.event_count)
-            if events:
-                params |= event_params(events, payloads)
-            inserts = step_inserts(
-                successor=write.successor is not None, events=bool(events), chunks=chunks, replace=replace
-            )
-            if inserts is not None:
-                self._connections.execute(conn, inserts, params)
-            conn.commit()
-        return StepWritten(events=events, usage=usage, payloads=payloads, next_event_seq=row[1])
+        """`write_step_txn`'s rows in one transaction (`PgStepWriter.write_step`)."""
+        return self._steps.write_step(write)
 
-    def _record_tool_results(self, results: Sequence[ToolCallResult], now: datetime) -> None:
-        for done in results:
-            self.record_tool_call_finished(done.call, result=done.result, start=done.start, now=now)
-
-    @staticmethod
-    def _usage(values: Sequence[Any]) -> Usage:
-        return Usage(**dict(zip(USAGE, values, strict=True)))
-
-    def _run_sets(self, write: StepWrite, params: dict[str, Any]) -> tuple[str, ...]:
-        """`advance_run_txn`'s ``SET`` list for this write (its parameters go into ``params``)."""
-        sets = ["state = %(state)s", "updated_at = %(now)s", "next_event_seq = next_event_seq + %(events)s"]
-        if write.successor is not None:
-            sets.append("last_seq = %(last_seq)s")
-            params["last_seq"] = write.successor.seq
-        if write.status is not None:
-            sets += ["status = %(status)s", "finished_at = %(finished_at)s"]
-            params["status"] = RunStatus(write.status).value
-            params["finished_at"] = write.now if write.status.is_terminal else None
-        if write.output is not UNSET:
-            sets.append("output = %(output)s")
-            params["output"] = self._output_type.process_bind_param(write.output, self._dialect)
-        if write.error is not UNSET:
-            sets.append("error = %(error)s")
-            params["error"] = self._error_type.process_bind_param(write.error, self._dialect)
-        return tuple(sets)
+    def send_step(self, write: StepWrite) -> PendingStepWrite:
+        """`write_step`, sent without waiting for its outcome where it can be (`PgStepWriter.send_step`)."""
+        return self._steps.send_step(write)
 
     def claim_running_step(
         self,
@@ -288,7 +193,7 @@ class PgPipeline:
                 "run_event_head": run_head + '"seq":',
                 "run_event_tail": run_tail,
             }
-            with self._connection(autocommit=True) as conn:
+            with self.connection(autocommit=True) as conn:
                 # A fresh cursor, not a kept one: the row carries the run's state, which a kept cursor
                 # would hold on to until the thread's next claim.
                 row = conn.execute(CLAIM_FRESH, params | template, prepare=True).fetchone()
@@ -301,7 +206,7 @@ class PgPipeline:
                     events.insert(0, started_run.model_copy(update={"seq": number - 1}))
                     payloads.insert(0, f'{run_head}"seq":{number - 1}{run_tail}')
                 return RunningClaim(run=run, chunks=chunks, claim=claim, events=events, payloads=payloads)
-        with self._connection() as conn, conn.pipeline() as pipeline:
+        with self.connection() as conn, conn.pipeline() as pipeline:
             claimed = conn.execute(CLAIM_RUNNING, params, prepare=True)  # carries the state: see CLAIM_FRESH
             pipeline.sync()
             row = claimed.fetchone()
@@ -315,7 +220,7 @@ class PgPipeline:
                 return None
             numbered = built.model_copy(update={"seq": run.next_event_seq - 1})
             payload = numbered.model_dump_json()
-            self._connections.execute(
+            self.connections.execute(
                 conn,
                 INSERT_EVENT,
                 {
@@ -345,13 +250,13 @@ class PgPipeline:
         """A value as SQLAlchemy would have loaded it (JSON documents, enums, UTC datetimes)."""
         processor = self._processors.get(column.name, _UNKNOWN)
         if processor is _UNKNOWN:
-            processor = self._processors[column.name] = column.type.result_processor(self._dialect, None)
+            processor = self._processors[column.name] = column.type.result_processor(self.dialect, None)
         return value if processor is None else processor(value)
 
     def execute_once(self, statement: str, params: dict[str, Any]) -> None:
         """One autocommitted, server-prepared statement on this thread's connection (a submit's)."""
-        with self._connection(autocommit=True) as conn:
-            self._connections.execute(conn, statement, params)
+        with self.connection(autocommit=True) as conn:
+            self.connections.execute(conn, statement, params)
 
     def record_model_call(self, record: ModelCallRecord) -> None:
         """`record_model_call_txn` in a transaction sent without waiting for its reply.
@@ -372,14 +277,14 @@ class PgPipeline:
             "now": record.now,
             **{name: getattr(record.usage, name) for name in USAGE},
         }
-        with self._connection(autocommit=True) as conn:
-            self._connections.send_unsettled(conn, [("BEGIN", None), (RECORD_MODEL_CALL, params), ("COMMIT", None)])
+        with self.connection(autocommit=True) as conn:
+            self.connections.send_unsettled(conn, [("BEGIN", None), (RECORD_MODEL_CALL, params), ("COMMIT", None)])
 
     def record_tool_call_started(self, call: ToolCallRecord, *, start: ToolCallStart, now: datetime) -> None:
         """`record_tool_call_started_txn` or `restart_tool_call_txn` as one autocommitted statement."""
         params = {**dataclasses.asdict(call), "now": now}
-        with self._connection(autocommit=True) as conn:
-            self._connections.execute(conn, START_TOOL_CALL if start == "insert" else RESTART_TOOL_CALL, params)
+        with self.connection(autocommit=True) as conn:
+            self.connections.execute(conn, START_TOOL_CALL if start == "insert" else RESTART_TOOL_CALL, params)
 
     def record_tool_call_finished(
         self, call: ToolCallRecord, *, result: str, start: ToolCallStart | None, now: datetime
@@ -387,11 +292,11 @@ class PgPipeline:
         """A call's result, and with ``start`` its start, in one transaction (one statement but for a restart)."""
         statements = tool_result_statements(ToolCallResult(call=call, result=result, start=start), now=now)
         if len(statements) == 1:
-            with self._connection(autocommit=True) as conn:
-                return self._connections.execute(conn, *statements[0]).rowcount == 1
-        with self._connection() as conn, conn.pipeline():
+            with self.connection(autocommit=True) as conn:
+                return self.connections.execute(conn, *statements[0]).rowcount == 1
+        with self.connection() as conn, conn.pipeline():
             for statement, params in statements[:-1]:
-                self._connections.execute(conn, statement, params)
-            finished = self._connections.execute(conn, *statements[-1])
+                self.connections.execute(conn, statement, params)
+            finished = self.connections.execute(conn, *statements[-1])
             conn.commit()
         return finished.rowcount == 1

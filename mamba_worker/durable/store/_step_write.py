@@ -1,6 +1,6 @@
 """`StepWrite`: everything a step commit writes, and `write_step_txn`, the portable way to write it.
 
-`commit_step` (``durable/_commit.py``) decides *what* a step commit writes; this module says how
+`send_commit` (``durable/_commit.py``) decides *what* a step commit writes; this module says how
 it lands in SQL. `RunStore.write_step` runs it in one transaction: on PostgreSQL through
 `PgPipeline` (one round trip when the writer knows the run's event counter, else two), elsewhere
 through `write_step_txn` (the ``*_txn`` writers on a session). Both write the same rows and take
@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Literal, Protocol
 
 from pydantic import JsonValue
 from sqlmodel import Session
@@ -181,6 +181,33 @@ class StepWritten:
     """The events as stored (JSON text), for publishing them without serialising them again."""
     next_event_seq: int
     """The run's next event number after the write (what the next write by this worker expects)."""
+
+
+class PendingStepWrite(Protocol):
+    """A step commit sent (`RunStore.send_step`), whose outcome is read when it is needed.
+
+    Once it is sent, the server runs the write whatever happens to the sender; `confirm` reads
+    what it did. It must be called on the thread that sent it, before that thread's next commit.
+    """
+
+    def confirm(self) -> StepWritten | WriteRefused:
+        """What the write did (`RunStore.write_step`'s result); the same on every call.
+
+        Raises:
+            DBAPIError: The write failed, or its outcome could not be read (the connection was lost).
+        """
+        ...
+
+
+@dataclass(frozen=True)
+class SettledStepWrite:
+    """A `PendingStepWrite` already written and read (every store but PostgreSQL's one-statement commit)."""
+
+    result: StepWritten | WriteRefused
+
+    def confirm(self) -> StepWritten | WriteRefused:
+        """The write's result."""
+        return self.result
 
 
 def write_step_txn(session: Session, write: StepWrite) -> StepWritten | WriteRefused:

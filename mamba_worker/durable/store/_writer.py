@@ -34,7 +34,9 @@ from mamba_worker.durable.store._runs import (
 )
 from mamba_worker.durable.store._step_write import (
     ModelCallRecord,
+    PendingStepWrite,
     RunningClaim,
+    SettledStepWrite,
     StepWrite,
     StepWritten,
     ToolCallRecord,
@@ -88,7 +90,7 @@ class StepWriter:
         return Session(self._engine, expire_on_commit=False)
 
     def settle(self) -> None:
-        """Wait until this thread's model-call row sent without waiting is committed; raise its error if it failed.
+        """Wait for this thread's writes sent without waiting (a model-call row, a step commit); raise their error.
 
         Every write and read of the store does it first, so a thread always sees its own rows,
         and a step's commit always comes after its calls' rows (the run's totals include them).
@@ -139,6 +141,17 @@ class StepWriter:
         except _Refused as refused:
             return refused.reason
         return written
+
+    def send_step(self, write: StepWrite) -> PendingStepWrite:
+        """`write_step`, with its outcome read later (`PendingStepWrite.confirm`) where the store allows.
+
+        On PostgreSQL with psycopg a commit that is one statement is sent without waiting: the
+        server commits it whatever happens to this process, and the caller runs on meanwhile. It
+        must confirm the write before this thread's next commit. Elsewhere it is written now.
+        """
+        if self._pipeline is not None:
+            return self._pipeline.send_step(write)
+        return SettledStepWrite(self.write_step(write))
 
     def record_tool_results(self, results: Sequence[ToolCallResult], *, now: datetime | None = None) -> None:
         """`record_tool_call_finished` for each of ``results``."""

@@ -4,6 +4,7 @@ in the same task, still committed on its own, and recovered like any other step 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, Tool
 from mamba_client.schemas import RunStatus, StepCommitted, StepStarted, StepStatus
 from mamba_worker.durable import Reconciler, Registry, StepOutcome
 from tests._support.durable import BACKENDS, RuntimeFactory, event_types
-from tests._support.durable_workflows import Script, SimulatedCrash, answer, call
+from tests._support.durable_workflows import CALLS, SEEN, Script, SimulatedCrash, answer, call, say
 from tests._support.wait import wait_until
 
 
@@ -180,3 +181,103 @@ async def test_a_crash_in_an_inline_step_is_re_sent_by_the_reconciler_after_its_
     committed = [e.step_seq for e in h.service.events(run_id) if isinstance(e, StepCommitted)]
     assert committed == [1, 2, 3, 4, 5, 6]
     assert script.calls == 3
+
+
+# -- a step's commit is read when the next step needs it ---------------------------------------
+
+
+@pytest.mark.parametrize("db", BACKENDS, indirect=True)
+async def test_an_inline_steps_model_requests_and_tool_calls_wait_for_its_predecessors_commit(
+    factory: RuntimeFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mamba_worker.durable import _commit
+    from tests._support import durable_workflows
+
+    happened: list[object] = []
+    confirm, enter = _commit.CommitInFlight.confirm, durable_workflows._enter
+
+    def confirmed(commit: _commit.CommitInFlight) -> _commit.CommitOutcome:
+        outcome = confirm(commit)
+        if outcome.next is not None and ("committed", outcome.next.seq - 1) not in happened:
+            happened.append(("committed", outcome.next.seq - 1))
+        return outcome
+
+    def tool_entered(tool: str, seen: Any = None) -> None:
+        happened.append(tool)
+        enter(tool, seen)
+
+    def requested(respond: Callable[[list[ModelMessage]], ModelResponse]) -> Callable[..., ModelResponse]:
+        def logged(messages: list[ModelMessage]) -> ModelResponse:
+            happened.append("model")
+            return respond(messages)
+
+        return logged
+
+    monkeypatch.setattr(_commit.CommitInFlight, "confirm", confirmed)
+    monkeypatch.setattr(durable_workflows, "_enter", tool_entered)
+    first = call("dt_add", {"a": 2, "b": 3}, call_id="c1")
+    script = Script([requested(lambda messages: first), requested(_sum_answer)])
+    h = factory.harness(inline_steps=["*"])
+    run_id = h.submit(model=factory.model("scripted", script.model), tools=["dt_add"])
+
+    assert await h.step(run_id) == StepOutcome.COMMITTED
+
+    # Each step's own work may start before its predecessor's commit is read; nothing of it
+    # leaves the process (a model request, a tool call) until that commit is known to be in.
+    assert happened == [
+        "model",
+        ("committed", 1),
+        "dt_add",
+        ("committed", 2),
+        ("committed", 3),
+        "model",
+        ("committed", 4),
+        ("committed", 5),
+    ]
+    assert h.service.get(run_id).output == "the sum is 5"
+
+
+@pytest.mark.parametrize("db", BACKENDS, indirect=True)
+async def test_a_step_whose_predecessor_was_refused_makes_no_request_and_the_predecessor_is_recorded(
+    factory: RuntimeFactory,
+) -> None:
+    h = factory.harness(inline_steps=["*"])
+    run: list[str] = []
+
+    def cancelling(messages: list[ModelMessage]) -> ModelResponse:
+        h.service.cancel(run[0])  # while step 1 runs: its commit is refused
+        return call("dt_add", {"a": 2, "b": 3}, call_id="c1")
+
+    script = Script([cancelling, _sum_answer])
+    run.append(h.submit(model=factory.model("scripted", script.model), tools=["dt_add"]))
+
+    assert await h.step(run[0]) == StepOutcome.CANCELLED
+
+    # Step 2 (act) may have started on its own work, but its tool call waited for step 1's
+    # commit, which was refused: the tool never ran, and the cancel is what was recorded.
+    assert CALLS["dt_add"] == 0
+    assert script.calls == 1
+    assert h.service.get(run[0]).status == RunStatus.CANCELLED
+    assert [(s.seq, s.status) for s in h.service.steps(run[0])] == [(1, StepStatus.FAILED)]
+
+
+@pytest.mark.parametrize("db", BACKENDS, indirect=True)
+async def test_a_predecessors_refusal_ends_the_chain_though_the_step_swallowed_it(factory: RuntimeFactory) -> None:
+    h = factory.harness(inline_steps=["*"])
+    run: list[str] = []
+
+    def cancelling(messages: list[ModelMessage]) -> ModelResponse:
+        h.service.cancel(run[0])
+        return say("first")
+
+    script = Script([cancelling, say("second")])
+    run.append(h.submit("go", workflow="dt_swallow", model=factory.model("scripted", script.model)))
+
+    assert await h.step(run[0]) == StepOutcome.CANCELLED
+
+    # Step 2 caught the error its request raised and carried on; its commit still waited for
+    # step 1's, whose refusal is what the chain reports.
+    assert SEEN["dt_swallow"] == ["RunCancelledError"]
+    assert script.calls == 1
+    assert h.service.get(run[0]).status == RunStatus.CANCELLED
+    assert [s.seq for s in h.service.steps(run[0])] == [1]

@@ -10,7 +10,7 @@ import pytest
 
 from mamba_client.schemas import ModelResponseRecorded, StepCommitted, StepStatus
 from mamba_worker.durable import StepOutcome
-from mamba_worker.durable._commit import StepCommit, commit_step
+from mamba_worker.durable._commit import StepCommit, send_commit
 from mamba_worker.durable._lease import StepLease
 from mamba_worker.durable.errors import LeaseLostError
 from mamba_worker.durable.store import claim_step_txn, utcnow
@@ -140,7 +140,7 @@ def test_a_heartbeat_that_finds_the_lease_taken_stops_the_step_at_once(factory: 
 
 
 @pytest.mark.parametrize("db", BACKENDS, indirect=True)
-def test_commit_step_by_a_former_holder_raises_and_writes_nothing(factory: RuntimeFactory) -> None:
+def test_a_commit_by_a_former_holder_raises_and_writes_nothing(factory: RuntimeFactory) -> None:
     h = factory.harness()
     run_id = h.submit(model="offline")
     with h.store.session() as session, session.begin():
@@ -152,7 +152,7 @@ def test_commit_step_by_a_former_holder_raises_and_writes_nothing(factory: Runti
     state_before = h.store.get_state(run_id)
 
     with pytest.raises(LeaseLostError) as raised:
-        commit_step(
+        send_commit(
             h.store,
             StepCommit(
                 run_id=run_id,
@@ -165,7 +165,7 @@ def test_commit_step_by_a_former_holder_raises_and_writes_nothing(factory: Runti
                 state='{"task": "changed"}',
                 result=Next(step="act"),
             ),
-        )
+        ).confirm()
 
     assert raised.value.owner == "old"
     assert h.service.events(run_id) == events_before

@@ -124,13 +124,13 @@ async def test_a_step_whose_commit_fails_keeps_its_finished_calls_for_the_next_a
     h = factory.harness()
     run_id = h.submit(model=factory.model("scripted", script.model), tools=["dt_add"])
     assert await h.step(run_id) == StepOutcome.COMMITTED  # think
-    write_step = h.store.write_step
+    send_step = h.store.send_step
 
     def failing_once(write: StepWrite) -> object:
-        monkeypatch.setattr(h.store, "write_step", write_step)
+        monkeypatch.setattr(h.store, "send_step", send_step)
         raise OperationalError("UPDATE steps ...", {}, Exception("server closed the connection"))
 
-    monkeypatch.setattr(h.store, "write_step", failing_once)
+    monkeypatch.setattr(h.store, "send_step", failing_once)
     assert await h.step(run_id) == StepOutcome.RETRY_SCHEDULED  # act, attempt 1: its commit failed
 
     rows = h.store.get_tool_calls(run_id, 2)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -11,6 +13,7 @@ import sqlalchemy as sa
 from mamba_client.schemas import SubmitRun
 from mamba_worker.durable.store import FirstStep, NewRun, RunStore
 from mamba_worker.durable.store._pg_connections import ThreadConnections
+from tests._support.wait import wait_until
 from tests.worker.durable.store.conftest import terminate_backends
 
 pytestmark = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
@@ -95,7 +98,7 @@ def test_settling_with_a_statement_needs_a_write_in_flight(engine: sa.Engine) ->
     connections = ThreadConnections(engine)
     conn = connections.get()
 
-    with pytest.raises(RuntimeError, match="no write in flight"):
+    with pytest.raises(RuntimeError, match="no pipeline in flight"):
         connections.execute_settling(conn, "SELECT %(x)s::int", {"x": 1})
     connections.close()
 
@@ -154,3 +157,115 @@ def test_a_submit_after_a_server_restart_succeeds(store: RunStore) -> None:
 
     assert written.events is not None
     assert store.get_run("r2").id == "r2"
+
+
+@pytest.fixture
+def shared_ledger(engine: sa.Engine) -> Iterator[str]:
+    """A table other connections see (a temporary one is the creating connection's only)."""
+    name = f"ledger_{uuid.uuid4().hex[:8]}"
+    with engine.begin() as connection:
+        connection.exec_driver_sql(f"CREATE TABLE {name} (n int)")
+    yield name
+    with engine.begin() as connection:
+        connection.exec_driver_sql(f"DROP TABLE {name}")
+
+
+def _count(engine: sa.Engine, table: str) -> int:
+    """The rows of ``table`` as another connection sees them."""
+    with engine.connect() as connection:
+        return int(connection.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar_one())
+
+
+def test_a_deferred_statement_is_committed_before_its_reply_is_read(engine: sa.Engine, shared_ledger: str) -> None:
+    connections = ThreadConnections(engine)
+    conn = connections.get()
+    conn.autocommit = True
+    insert = f"WITH i AS (INSERT INTO {shared_ledger} VALUES (%(n)s) RETURNING n) SELECT count(*) FROM i"
+    connections.execute(conn, insert, {"n": 0})  # prepared: what goes out next is the statement itself
+
+    sent = connections.send_deferred(conn, insert, {"n": 1})
+
+    # Sent with its Sync: the server commits it while nothing here waits for it.
+    wait_until(lambda: _count(engine, shared_ledger) == 2, what="the deferred insert to be committed")
+    assert not sent.settled
+    assert connections.unsettled() is conn and connections.joinable() is None
+    connections.settle()
+    assert (sent.settled, sent.error) == (True, None)
+    assert sent.cursors[0].fetchone() == (1,)
+    assert connections.get() is conn
+    connections.close()
+
+
+def test_a_deferred_statement_not_yet_prepared_runs_when_it_is_settled(engine: sa.Engine) -> None:
+    connections, conn = _with_ledger(engine)
+
+    # psycopg prepares it first and waits for that: the statement goes out with the settle.
+    sent = connections.send_deferred(conn, "INSERT INTO ledger VALUES (%(n)s) RETURNING n", {"n": 7})
+    connections.settle()
+
+    assert sent.cursors[0].fetchone() == (7,)
+    assert conn.execute("SELECT count(*) FROM ledger").fetchone() == (1,)
+    connections.close()
+
+
+def test_a_deferred_statements_error_is_raised_by_the_settle_and_kept_for_its_writer(engine: sa.Engine) -> None:
+    connections = ThreadConnections(engine)
+    conn = connections.get()
+    conn.autocommit = True
+
+    sent = connections.send_deferred(conn, "SELECT 1 / %(zero)s::int", {"zero": 0})
+    with pytest.raises(RuntimeError, match="settle it first"):
+        connections.get()
+    with pytest.raises(RuntimeError, match="statement in flight"):
+        connections.send_unsettled(conn, [("SELECT 1", None)])
+    with pytest.raises(psycopg.errors.DivisionByZero):
+        connections.settle()
+
+    assert sent.settled and isinstance(sent.error, psycopg.errors.DivisionByZero)
+    assert connections.get() is conn
+    assert conn.execute("SELECT 1").fetchone() == (1,)
+    connections.close()
+
+
+def test_a_write_sent_behind_a_write_in_flight_joins_it(engine: sa.Engine) -> None:
+    connections, conn = _with_ledger(engine)
+    first = connections.send_unsettled(
+        conn, [("BEGIN", None), ("INSERT INTO ledger VALUES (1)", None), ("COMMIT", None)]
+    )
+
+    second = connections.send_unsettled(conn, [("SELECT count(*) FROM ledger WHERE n = %(n)s", {"n": 1})])
+    connections.settle()
+
+    assert [first.settled, second.settled] == [True, True]
+    assert second.cursors[0].fetchone() == (1,)  # it ran behind the first, which it saw committed
+    connections.close()
+
+
+def test_a_write_joined_behind_a_failed_one_does_not_run_and_shares_its_error(engine: sa.Engine) -> None:
+    connections, conn = _with_ledger(engine)
+    failing = [("BEGIN", None), ("SELECT pg_sleep(0.1)", None), ("SELECT 1 / 0", None), ("COMMIT", None)]
+    first = connections.send_unsettled(conn, failing)
+    joined = [("BEGIN", None), ("INSERT INTO ledger VALUES (%(n)s)", {"n": 1}), ("COMMIT", None)]
+    second = connections.send_unsettled(conn, joined)
+
+    with pytest.raises(psycopg.errors.DivisionByZero):
+        connections.settle()
+    conn.rollback()
+
+    assert first.error is second.error and isinstance(second.error, psycopg.errors.DivisionByZero)
+    assert conn.execute("SELECT count(*) FROM ledger").fetchone() == (0,)
+    connections.close()
+
+
+def test_writes_in_flight_on_a_closed_connection_settle_with_their_outcome_unknown(engine: sa.Engine) -> None:
+    connections = ThreadConnections(engine)
+    conn = connections.get()
+    conn.autocommit = True
+    sent = connections.send_deferred(conn, "SELECT %(x)s::int", {"x": 1})
+    conn.close()
+
+    connections.settle()  # nothing to read; whoever waits for the write is told
+
+    assert sent.settled and isinstance(sent.error, psycopg.OperationalError)
+    assert connections.get() is not conn
+    connections.close()

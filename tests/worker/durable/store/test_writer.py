@@ -655,7 +655,7 @@ def test_each_thread_writes_on_a_connection_of_its_own_and_close_closes_them(
 
     def write(run_id: str) -> None:
         assert isinstance(store.write_step(_next(run_id)), StepWritten)
-        conn = pipeline._connections.get()  # the one this thread wrote on
+        conn = pipeline.connections.get()  # the one this thread wrote on
         held.append(conn)
         backends.append(conn.info.backend_pid)
         wrote.wait(20)
@@ -688,7 +688,7 @@ def test_a_thread_that_wrote_and_ended_has_its_connection_closed(store: RunStore
 
     def write() -> None:
         assert isinstance(store.write_step(_next(run_id)), StepWritten)
-        held.append(pipeline._connections.get())  # the one this thread wrote on
+        held.append(pipeline.connections.get())  # the one this thread wrote on
         assert not held[0].closed
 
     thread = threading.Thread(target=write)
@@ -709,11 +709,11 @@ def test_a_forked_child_writes_on_a_connection_of_its_own_and_leaves_its_parents
     pipeline = store._pipeline
     assert pipeline is not None
     assert isinstance(store.write_step(_next(first)), StepWritten)
-    parents = pipeline._connections.get()
+    parents = pipeline.connections.get()
 
     assert _written_in_a_forked_child(store, _next(second), not_on=parents) == 0
     # The parent's connection still works: the child neither used nor closed it.
-    assert pipeline._connections.get() is parents and not parents.closed
+    assert pipeline.connections.get() is parents and not parents.closed
     assert isinstance(store.write_step(_next(third)), StepWritten)
     assert [store.get_step_row(run_id, 1).status for run_id in (first, second, third)] == [StepStatus.COMMITTED] * 3
 
@@ -724,7 +724,7 @@ def test_a_forked_child_never_settles_its_parents_model_call_row(store: RunStore
     first, second = (_running(store, make_run) for _ in range(2))
     pipeline = store._pipeline
     assert pipeline is not None
-    parents = pipeline._connections.get()
+    parents = pipeline.connections.get()
     # The parent's row is in flight when it forks: its reply is the parent's to read.
     store.record_model_call(
         ModelCallRecord(run_id=first, seq=1, attempt=1, call_index=0, usage=USAGE, model_name="m", response="{}")
@@ -735,7 +735,7 @@ def test_a_forked_child_never_settles_its_parents_model_call_row(store: RunStore
     # The parent's row and its reply were left to the parent, whose write settles them.
     written = store.write_step(_next(first, expected_event_seq=1))
     assert isinstance(written, StepWritten) and written.usage == USAGE
-    assert pipeline._connections.get() is parents
+    assert pipeline.connections.get() is parents
     assert [store.get_step_row(run_id, 1).status for run_id in (first, second)] == [StepStatus.COMMITTED] * 2
 
 
@@ -752,7 +752,7 @@ def _written_in_a_forked_child(store: RunStore, write: StepWrite, *, not_on: Any
         try:
             store.engine.dispose(close=False)  # `Runtime.after_fork`: forget the parent's pool
             written = store.write_step(write)
-            status = 0 if isinstance(written, StepWritten) and pipeline._connections.get() is not not_on else 2
+            status = 0 if isinstance(written, StepWritten) and pipeline.connections.get() is not not_on else 2
             store.close()
         finally:
             os._exit(status)
@@ -798,7 +798,7 @@ def test_once_one_thread_finds_its_connection_dead_the_others_replace_theirs_bef
 
     runs = [_running(store, make_run) for _ in range(4)]
     first, second = ThreadPoolExecutor(max_workers=1), ThreadPoolExecutor(max_workers=1)  # a thread each
-    connections = store._pipeline._connections  # type: ignore[union-attr]  # each thread's connection
+    connections = store._pipeline.connections  # type: ignore[union-attr]  # each thread's connection
     try:
         assert isinstance(first.submit(store.write_step, _next(runs[0])).result(20), StepWritten)
         assert isinstance(second.submit(store.write_step, _next(runs[1])).result(20), StepWritten)
@@ -899,3 +899,90 @@ def test_a_model_call_row_is_committed_though_the_worker_dies_right_after(
     wait_until(lambda: store.get_run(run_id).usage == USAGE, what="the model-call row sent before the kill")
     [call] = store.get_model_calls(run_id, 1)
     assert call.usage == USAGE
+
+
+# -- a step sent without waiting for its outcome (`RunStore.send_step`) ------------------------------
+
+
+def _step_status_elsewhere(engine: Engine, run_id: str, seq: int) -> str | None:
+    """The step's status as another connection sees it (a read through the store would settle the write)."""
+    with engine.connect() as connection:
+        row = connection.execute(
+            sa.text("SELECT status FROM steps WHERE run_id = :r AND seq = :s"), {"r": run_id, "s": seq}
+        )
+        return row.scalar_one_or_none()
+
+
+@GUESSES
+def test_a_step_sent_is_confirmed_with_what_writing_it_returns(
+    store: RunStore, make_run: MakeRun, expected_event_seq: int | None
+) -> None:
+    run_id = _running(store, make_run)
+
+    pending = store.send_step(_next(run_id, claimed=True, expected_event_seq=expected_event_seq))
+    written = pending.confirm()
+
+    assert isinstance(written, StepWritten) and [event.seq for event in written.events] == [1]
+    assert written.next_event_seq == 2
+    assert pending.confirm() is written
+    assert [step.status for step in store.get_steps(run_id)] == [StepStatus.COMMITTED, StepStatus.RUNNING]
+
+
+@GUESSES
+def test_a_step_sent_by_a_worker_that_lost_the_lease_is_confirmed_refused(
+    store: RunStore, make_run: MakeRun, expected_event_seq: int | None
+) -> None:
+    run_id = _running(store, make_run, owner="w1")
+
+    refused = store.send_step(_next(run_id, owner="w2", expected_event_seq=expected_event_seq)).confirm()
+
+    assert refused is WriteRefused.LEASE_LOST
+    assert [s.status for s in store.get_steps(run_id)] == [StepStatus.RUNNING]
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_on_postgresql_a_step_sent_is_committed_before_its_outcome_is_read(
+    store: RunStore, make_run: MakeRun, engine: Engine
+) -> None:
+    run_id = _running(store, make_run)
+    # Step 1's commit claims step 2 for this worker, and prepares the statement on this thread's
+    # connection (psycopg waits for a statement's preparation before it sends it).
+    store.write_step(_next(run_id, claimed=True, expected_event_seq=1))
+    first = _next(run_id, claimed=True, expected_event_seq=2)
+    assert first.successor is not None
+    successor = dataclasses.replace(first.successor, seq=3, name="observe", task_id=f"{run_id}:3")
+
+    pending = store.send_step(dataclasses.replace(first, seq=2, successor=successor))
+
+    wait_until(lambda: _step_status_elsewhere(engine, run_id, 2) == "committed", what="the sent step to be committed")
+    written = pending.confirm()
+    assert isinstance(written, StepWritten) and written.next_event_seq == 3
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_a_step_sent_is_confirmed_after_another_read_of_the_thread_took_its_reply(
+    store: RunStore, make_run: MakeRun
+) -> None:
+    run_id = _running(store, make_run)
+    pending = store.send_step(_next(run_id, expected_event_seq=1))
+
+    assert store.get_run_row(run_id).next_event_seq == 2  # this thread's read waits for its write first
+
+    assert isinstance(pending.confirm(), StepWritten)
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_a_step_sent_behind_a_model_call_row_that_failed_is_not_written(store: RunStore, make_run: MakeRun) -> None:
+    run_id = _running(store, make_run)
+    too_big = USAGE.model_copy(update={"input_tokens": 2**70})  # past bigint: the server refuses it
+    store.record_model_call(
+        ModelCallRecord(run_id=run_id, seq=1, attempt=1, call_index=0, usage=too_big, model_name="m", response="{}")
+    )
+
+    # It joins the row's pipeline; the row's error comes with the send, or with the confirm if
+    # the server had not answered yet.
+    with pytest.raises(DBAPIError, match="out of range"):
+        store.send_step(_next(run_id, expected_event_seq=1)).confirm()
+
+    assert store.get_step_row(run_id, 1).status == StepStatus.RUNNING
+    assert store.get_events(run_id) == []

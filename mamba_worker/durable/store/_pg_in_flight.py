@@ -1,0 +1,61 @@
+"""Writes in flight on a `ThreadConnections` connection: how each is finished, and how it settled."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from contextlib import AbstractContextManager
+from typing import Any
+
+import psycopg
+from psycopg.waiting import Wait
+
+
+class SentWrite:
+    """One write sent without waiting (`ThreadConnections.send_unsettled`), and how it settled."""
+
+    __slots__ = ("cursors", "error", "settled")
+
+    def __init__(self) -> None:
+        self.cursors: list[psycopg.Cursor[Any]] = []
+        """One per statement sent; each holds its statement's rows once the write has settled."""
+        self.settled = False
+        """Whether its replies were read (by whichever use of the connection came first)."""
+        self.error: psycopg.Error | None = None
+        """Its pipeline's error, if it failed (the write did not take effect)."""
+
+
+class PipelineInFlight:
+    """Writes in flight in pipeline mode (`ThreadConnections.send_unsettled`)."""
+
+    __slots__ = ("pipeline",)
+
+    def __init__(self, pipeline: AbstractContextManager[psycopg.Pipeline]) -> None:
+        self.pipeline = pipeline
+
+    def finish(self) -> None:
+        """Send a Sync and read every reply (psycopg's pipeline exit)."""
+        self.pipeline.__exit__(None, None, None)
+
+
+class ExecutionInFlight:
+    """A statement in flight outside pipeline mode (`ThreadConnections.send_deferred`)."""
+
+    __slots__ = ("_conn", "_execution", "_waiting")
+
+    def __init__(self, conn: psycopg.Connection[Any], execution: Generator[Any, Any, Any], waiting: Wait) -> None:
+        self._conn, self._execution, self._waiting = conn, execution, waiting
+
+    def finish(self) -> None:
+        """Run the rest of psycopg's execution: wait for the reply and hand its rows to the cursor."""
+        self._conn.wait(_resumed(self._execution, self._waiting))
+
+
+def _resumed(execution: Generator[Any, Any, Any], waiting: Wait) -> Generator[Any, Any, Any]:
+    """``execution`` from where it waits with ``waiting``, for `psycopg.Connection.wait` to drive."""
+    ready = yield waiting
+    while True:
+        try:
+            waiting = execution.send(ready)
+        except StopIteration as stop:
+            return stop.value
+        ready = yield waiting
