@@ -6,11 +6,10 @@ of prepared statements, so the per-step CTEs were parsed and planned again. Per 
 connection is not shared between threads mid-transaction; per process (the pid is checked),
 because a forked child (a prefork pool process) must never use its parent's socket.
 
-A connection may hold writes sent without waiting for their replies (`send_unsettled`): the
-statements are on the socket, so the server commits them whatever happens to this process, and
-their replies are read (`settle`) before the connection is used again. A write sent while another
-is in flight joins it (one pipeline, read by one Sync); each keeps a `SentWrite` that says how it
-settled, whoever settled it.
+A connection may hold a write sent without waiting for its replies (`send_unsettled`,
+`send_deferred`): the statements are on the socket, so the server commits them whatever happens
+to this process, and their replies are read (`settle`) before the connection is used again. Each
+keeps a `SentWrite` that says how it settled, whoever settled it.
 """
 
 from __future__ import annotations
@@ -118,19 +117,12 @@ class ThreadConnections:
         process dies, so a transaction among them (``BEGIN`` ... ``COMMIT``) is committed whatever
         happens here. Their replies, and any error, come from `settle`; the cursors in the
         returned `SentWrite` hold each statement's rows once it has.
-
-        A write still in flight on ``conn`` is joined: the statements go into its pipeline, behind
-        it. The server runs a connection's statements in order, and after an error skips everything
-        up to the Sync that `settle` sends, so a write that failed keeps every write behind it from
-        running (a step's commit never lands without its model-call row).
         """
         held = self._owning(conn, "send_unsettled")
-        if held.unsettled is not None and not isinstance(held.unsettled, PipelineInFlight):
-            raise RuntimeError("this thread's connection has a statement in flight: settle it first")
-        joining = held.unsettled is not None
-        pipeline = held.unsettled.pipeline if isinstance(held.unsettled, PipelineInFlight) else conn.pipeline()
-        if not joining:
-            pipeline.__enter__()
+        if held.unsettled is not None:
+            raise RuntimeError("this thread's connection has a write in flight: settle it first")
+        pipeline = conn.pipeline()
+        pipeline.__enter__()
         sent = SentWrite()
         try:
             sent.cursors = [self.execute(conn, statement, params) for statement, params in statements]
@@ -138,17 +130,10 @@ class ThreadConnections:
             while conn.pgconn.flush():
                 select.select([], [conn.fileno()], [])
         except BaseException as error:
-            if joining:
-                # The write in flight's error, read on the way, or this one's: that is what is
-                # raised; the pipeline is ended all the same (its writes' outcomes recorded).
-                with contextlib.suppress(psycopg.Error):
-                    self.settle()
-            else:
-                pipeline.__exit__(type(error), error, error.__traceback__)
+            pipeline.__exit__(type(error), error, error.__traceback__)
             raise
-        if not joining:
-            held.unsettled = PipelineInFlight(pipeline)
-        held.sent.append(sent)
+        held.unsettled = PipelineInFlight(pipeline)
+        held.sent = [sent]
         return sent
 
     def send_deferred(self, conn: psycopg.Connection[Any], statement: str, params: Any) -> SentWrite:
@@ -178,7 +163,7 @@ class ThreadConnections:
         sent = SentWrite()
         sent.cursors = [cursor]
         held.unsettled = ExecutionInFlight(conn, execution, waiting)
-        held.sent.append(sent)
+        held.sent = [sent]
         return sent
 
     def unsettled(self) -> psycopg.Connection[Any] | None:
@@ -192,9 +177,9 @@ class ThreadConnections:
         return held.conn
 
     def joinable(self) -> psycopg.Connection[Any] | None:
-        """This thread's connection if its write in flight is a pipeline that statements can join.
+        """This thread's connection if its write in flight is a pipeline a statement can join (`execute_settling`).
 
-        (`send_unsettled`'s, which `execute_settling` and `send_unsettled` join; not `send_deferred`'s.)
+        `send_unsettled`'s is; `send_deferred`'s is not.
         """
         conn = self.unsettled()
         if conn is None or not isinstance(self._held.held.unsettled, PipelineInFlight):
@@ -202,12 +187,12 @@ class ThreadConnections:
         return conn
 
     def settle(self) -> None:
-        """Read the replies of this thread's unsettled writes, if any; the error, if one failed.
+        """Read the replies of this thread's unsettled write, if any; its error, if it failed.
 
-        Each write's `SentWrite` records the outcome, for whoever waits for it later.
+        The write's `SentWrite` records the outcome, for whoever waits for it later.
 
         Raises:
-            psycopg.Error: A statement failed (its transaction, and every write behind it, did not take effect).
+            psycopg.Error: A statement of that write failed (its transaction did not commit).
         """
         held = self._current()
         if held is None or held.unsettled is None:

@@ -76,20 +76,17 @@ class PgStepWriter:
     def send_step(self, write: StepWrite) -> PendingStepWrite:
         """`write_step`, sent without waiting for its outcome when it is one statement (else written now).
 
-        The statement goes out on its own (`ThreadConnections.send_deferred`), or, behind a think
-        step's model-call row still in flight, in that row's pipeline, in ``BEGIN`` ... ``COMMIT``
-        so that the server commits it before the Sync that `PendingStepWrite.confirm` sends.
+        The statement goes out on its own (`ThreadConnections.send_deferred`), after a think step's
+        model-call row still in flight is settled: sending it in that row's pipeline instead (in
+        ``BEGIN`` ... ``COMMIT``, for the server to commit it before the Sync that reads it) cost
+        more client CPU than the wait it saved (`bench/durable_profile.md`).
         """
         prepared = self._prepared(write)
         if prepared.statement is None:
             return SettledStepWrite(self._write_guarded(prepared))
-        with self._pipeline.connection(autocommit=True, settled=False) as conn:
-            if self._connections.joinable() is conn:
-                statements = [("BEGIN", None), (prepared.statement, prepared.params), ("COMMIT", None)]
-                sent, index = self._connections.send_unsettled(conn, statements), 1
-            else:
-                sent, index = self._connections.send_deferred(conn, prepared.statement, prepared.params), 0
-        return _SentStepWrite(self, prepared, sent, index)
+        with self._pipeline.connection(autocommit=True) as conn:
+            sent = self._connections.send_deferred(conn, prepared.statement, prepared.params)
+        return _SentStepWrite(self, prepared, sent)
 
     def _prepared(self, write: StepWrite) -> _PreparedWrite:
         """The write's parameters, and its one statement when the writer knows the run's event counter.
@@ -141,7 +138,7 @@ class PgStepWriter:
         # Nothing was written: the guards below say why, or write it (another writer appended events).
         return self._write_guarded(prepared)
 
-    def confirmed(self, prepared: _PreparedWrite, sent: SentWrite, index: int) -> StepWritten | WriteRefused:
+    def confirmed(self, prepared: _PreparedWrite, sent: SentWrite) -> StepWritten | WriteRefused:
         """What a write sent by `send_step` did, its outcome read first if no use of the connection has."""
         if not sent.settled:
             self._pipeline.settle()
@@ -156,7 +153,7 @@ class PgStepWriter:
                 hide_parameters=True,
                 dialect=self._pipeline.dialect,
             )
-        return self._written(prepared, sent.cursors[index].fetchone())
+        return self._written(prepared, sent.cursors[0].fetchone())
 
     def _write_guarded(self, prepared: _PreparedWrite) -> StepWritten | WriteRefused:
         """The general path: ``BEGIN`` + both guards (one statement), then the inserts + ``COMMIT``."""
@@ -237,9 +234,8 @@ class _PreparedWrite:
 class _SentStepWrite:
     """`PgStepWriter.send_step`'s `PendingStepWrite`: the outcome, or the error, is kept once read."""
 
-    def __init__(self, writer: PgStepWriter, prepared: _PreparedWrite, sent: SentWrite, index: int) -> None:
-        self._writer, self._prepared, self._sent, self._index = writer, prepared, sent, index
-        """``index``: the statement's cursor among ``sent``'s."""
+    def __init__(self, writer: PgStepWriter, prepared: _PreparedWrite, sent: SentWrite) -> None:
+        self._writer, self._prepared, self._sent = writer, prepared, sent
         self._result: StepWritten | WriteRefused | None = None
         self._error: Exception | None = None
 
@@ -248,7 +244,7 @@ class _SentStepWrite:
             raise self._error
         if self._result is None:
             try:
-                self._result = self._writer.confirmed(self._prepared, self._sent, self._index)
+                self._result = self._writer.confirmed(self._prepared, self._sent)
             except Exception as error:
                 self._error = error
                 raise

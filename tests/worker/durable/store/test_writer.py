@@ -979,10 +979,8 @@ def test_a_step_sent_behind_a_model_call_row_that_failed_is_not_written(store: R
         ModelCallRecord(run_id=run_id, seq=1, attempt=1, call_index=0, usage=too_big, model_name="m", response="{}")
     )
 
-    # It joins the row's pipeline; the row's error comes with the send, or with the confirm if
-    # the server had not answered yet.
-    with pytest.raises(DBAPIError, match="out of range"):
-        store.send_step(_next(run_id, expected_event_seq=1)).confirm()
+    with pytest.raises(DBAPIError, match="out of range"):  # the row is settled before the step is sent
+        store.send_step(_next(run_id, expected_event_seq=1))
 
     assert store.get_step_row(run_id, 1).status == StepStatus.RUNNING
     assert store.get_events(run_id) == []
