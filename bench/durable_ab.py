@@ -27,15 +27,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 # What each script prints for one run: the ms per step, then a CPU figure (durable_parts.py: this
-# process's CPU per step; durable.py: the workers' CPU per step in the sequential runs).
+# process's CPU per step; durable.py: the workers' CPU per step in the sequential runs), and for
+# durable.py the throughput (steps/s with 50 runs at once) and the paired overhead ÷ floor.
 PATTERNS = {
     "parts": re.compile(r"mode \w+: (?P<ms>[\d.]+) ms/step, this process's CPU (?P<cpu>[\d.]+) ms/step"),
-    "durable": re.compile(r"\] mamba (?P<ms>[\d.]+) ms/step.*'seq_worker_cpu_ms_per_step': (?P<cpu>[\d.]+)"),
+    "durable": re.compile(
+        r"\] mamba (?P<ms>[\d.]+) ms/step, (?P<thr>[\d.]+) steps/s \| overhead ÷ floor, paired: (?P<paired>[\d.]+)"
+        r".*'seq_worker_cpu_ms_per_step': (?P<cpu>[\d.]+)"
+    ),
 }
 
 
-def one_round(tree: Path, argv: list[str], pattern: re.Pattern[str]) -> tuple[float, float]:
-    """Run the benchmark script of ``tree`` once; its ms per step and CPU per step."""
+def one_round(tree: Path, argv: list[str], pattern: re.Pattern[str]) -> dict[str, float]:
+    """Run the benchmark script of ``tree`` once; its figures (ms and CPU per step, and what else it reports)."""
     env = {**os.environ, "PYTHONPATH": str(tree)}
     done = subprocess.run([sys.executable, *argv], cwd=tree, env=env, capture_output=True, text=True, check=False)
     found = pattern.search(done.stdout)
@@ -44,7 +48,7 @@ def one_round(tree: Path, argv: list[str], pattern: re.Pattern[str]) -> tuple[fl
         raise SystemExit(
             f"{command} in {tree} failed (exit {done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
         )
-    return float(found["ms"]), float(found["cpu"])
+    return {name: float(value) for name, value in found.groupdict().items()}
 
 
 def main() -> None:
@@ -64,25 +68,27 @@ def main() -> None:
         base_tree = Path(scratch) / "base"
         subprocess.run(["git", "worktree", "add", "--detach", "-q", str(base_tree), args.base], cwd=ROOT, check=True)
         try:
-            results: dict[str, list[tuple[float, float]]] = {"this": [], "base": []}
+            results: dict[str, list[dict[str, float]]] = {"this": [], "base": []}
             for number in range(1, args.rounds + 1):
                 # Alternate which goes first: the first of a pair may meet a different minute.
                 order = [("this", ROOT), ("base", base_tree)]
                 for name, tree in order if number % 2 else reversed(order):
                     results[name].append(one_round(tree, argv, pattern))
-                this, base = results["this"][-1], results["base"][-1]
-                print(
-                    f"round {number}: this {this[0]:.2f} ms/step (CPU {this[1]:.2f}), "
-                    f"base {base[0]:.2f} (CPU {base[1]:.2f})"
-                )
+                print(f"round {number}: this {_figures(results['this'][-1])}; base {_figures(results['base'][-1])}")
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(base_tree)], cwd=ROOT, check=False)
-    won = sum(this[0] < base[0] for this, base in zip(results["this"], results["base"], strict=True))
+    won = sum(this["ms"] < base["ms"] for this, base in zip(results["this"], results["base"], strict=True))
     for name in ("this", "base"):
-        ms = statistics.median(ms for ms, _ in results[name])
-        cpu = statistics.median(cpu for _, cpu in results[name])
-        print(f"{name}: median {ms:.2f} ms/step, CPU {cpu:.2f} ms/step")
+        medians = {key: statistics.median(figures[key] for figures in results[name]) for key in results[name][0]}
+        print(f"{name}: medians {_figures(medians)}")
     print(f"this checkout was faster in {won} of {args.rounds} rounds ({' '.join(argv)}; base {args.base})")
+
+
+def _figures(figures: dict[str, float]) -> str:
+    text = f"{figures['ms']:.2f} ms/step (CPU {figures['cpu']:.2f})"
+    if "thr" in figures:
+        text += f", {figures['thr']:.0f} steps/s, paired overhead ÷ floor {figures['paired']:.2f}"
+    return text
 
 
 if __name__ == "__main__":

@@ -123,9 +123,8 @@ class ThreadConnections:
             raise RuntimeError("this thread's connection has a write in flight: settle it first")
         pipeline = conn.pipeline()
         pipeline.__enter__()
-        sent = SentWrite()
         try:
-            sent.cursors = [self.execute(conn, statement, params) for statement, params in statements]
+            sent = SentWrite([self.execute(conn, statement, params) for statement, params in statements])
             # psycopg sends what fits in the socket; wait for the rest to be taken.
             while conn.pgconn.flush():
                 select.select([], [conn.fileno()], [])
@@ -160,8 +159,7 @@ class ThreadConnections:
         while waiting != Wait.R:
             select.select([], [conn.fileno()], [])
             waiting = execution.send(Ready.W)
-        sent = SentWrite()
-        sent.cursors = [cursor]
+        sent = SentWrite([cursor])
         held.unsettled = ExecutionInFlight(conn, execution, waiting)
         held.sent = [sent]
         return sent
@@ -204,16 +202,16 @@ class ThreadConnections:
             # tried again); the thread's next statement goes to a new connection.
             unknown = psycopg.OperationalError("the connection closed before the write's outcome was read")
             for write in sent:
-                write.settled, write.error = True, unknown
+                write.failed(unknown)
             return
         try:
             in_flight.finish()
         except psycopg.Error as error:
             for write in sent:
-                write.settled, write.error = True, error
+                write.failed(error)
             raise
         for write in sent:
-            write.settled = True
+            write.took_effect()
 
     def execute_settling(self, conn: psycopg.Connection[Any], statement: str, params: Any) -> psycopg.Cursor[Any]:
         """Run ``statement`` on ``conn`` right behind its write in flight (`send_unsettled`), settling both.

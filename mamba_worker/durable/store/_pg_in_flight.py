@@ -11,17 +11,31 @@ from psycopg.waiting import Wait
 
 
 class SentWrite:
-    """One write sent without waiting (`ThreadConnections.send_unsettled`), and how it settled."""
+    """One write sent without waiting (`ThreadConnections.send_unsettled`, `send_deferred`), and how it settled."""
 
-    __slots__ = ("cursors", "error", "settled")
+    __slots__ = ("cursors", "error", "rows", "settled")
 
-    def __init__(self) -> None:
-        self.cursors: list[psycopg.Cursor[Any]] = []
-        """One per statement sent; each holds its statement's rows once the write has settled."""
+    def __init__(self, cursors: list[psycopg.Cursor[Any]]) -> None:
+        self.cursors = cursors
+        """One per statement sent, in order."""
         self.settled = False
         """Whether its replies were read (by whichever use of the connection came first)."""
         self.error: psycopg.Error | None = None
-        """Its pipeline's error, if it failed (the write did not take effect)."""
+        """Its error, if it failed (the write did not take effect)."""
+        self.rows: list[list[tuple[Any, ...]]] = []
+        """Once settled without error: the rows of each statement that returns rows, in order.
+
+        Taken from the cursors as the write settles: a cursor is kept per statement text, and the
+        next run of the same statement on the thread would replace them."""
+
+    def took_effect(self) -> None:
+        """Settled without error: keep the statements' rows."""
+        self.settled = True
+        self.rows = [cursor.fetchall() for cursor in self.cursors if cursor.description is not None]
+
+    def failed(self, error: psycopg.Error) -> None:
+        """Settled with ``error``."""
+        self.settled, self.error = True, error
 
 
 class PipelineInFlight:

@@ -153,7 +153,7 @@ class PgStepWriter:
                 hide_parameters=True,
                 dialect=self._pipeline.dialect,
             )
-        return self._written(prepared, sent.cursors[0].fetchone())
+        return self._written(prepared, sent.rows[0][0])
 
     def _write_guarded(self, prepared: _PreparedWrite) -> StepWritten | WriteRefused:
         """The general path: ``BEGIN`` + both guards (one statement), then the inserts + ``COMMIT``."""

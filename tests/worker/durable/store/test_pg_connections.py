@@ -191,7 +191,7 @@ def test_a_deferred_statement_is_committed_before_its_reply_is_read(engine: sa.E
     assert connections.unsettled() is conn and connections.joinable() is None
     connections.settle()
     assert (sent.settled, sent.error) == (True, None)
-    assert sent.cursors[0].fetchone() == (1,)
+    assert sent.rows == [[(1,)]]
     assert connections.get() is conn
     connections.close()
 
@@ -203,7 +203,7 @@ def test_a_deferred_statement_not_yet_prepared_runs_when_it_is_settled(engine: s
     sent = connections.send_deferred(conn, "INSERT INTO ledger VALUES (%(n)s) RETURNING n", {"n": 7})
     connections.settle()
 
-    assert sent.cursors[0].fetchone() == (7,)
+    assert sent.rows == [[(7,)]]
     assert conn.execute("SELECT count(*) FROM ledger").fetchone() == (1,)
     connections.close()
 
@@ -238,4 +238,19 @@ def test_a_write_in_flight_on_a_closed_connection_settles_with_its_outcome_unkno
 
     assert sent.settled and isinstance(sent.error, psycopg.OperationalError)
     assert connections.get() is not conn
+    connections.close()
+
+
+def test_a_settled_writes_rows_are_kept_though_its_statement_runs_again(engine: sa.Engine) -> None:
+    connections = ThreadConnections(engine)
+    conn = connections.get()
+    conn.autocommit = True
+    statement = "SELECT %(x)s::int"
+    sent = connections.send_deferred(conn, statement, {"x": 1})
+    connections.settle()
+
+    # The same statement, on the cursor kept for it: the write's rows were taken when it settled.
+    assert connections.execute(conn, statement, {"x": 2}).fetchone() == (2,)
+
+    assert sent.rows == [[(1,)]]
     connections.close()
