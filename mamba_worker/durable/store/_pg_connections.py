@@ -14,7 +14,6 @@ keeps a `SentWrite` that says how it settled, whoever settled it.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import select
 import threading
@@ -174,16 +173,6 @@ class ThreadConnections:
             return None
         return held.conn
 
-    def joinable(self) -> psycopg.Connection[Any] | None:
-        """This thread's connection if its write in flight is a pipeline a statement can join (`execute_settling`).
-
-        `send_unsettled`'s is; `send_deferred`'s is not.
-        """
-        conn = self.unsettled()
-        if conn is None or not isinstance(self._held.held.unsettled, PipelineInFlight):
-            return None
-        return conn
-
     def settle(self) -> None:
         """Read the replies of this thread's unsettled write, if any; its error, if it failed.
 
@@ -212,28 +201,6 @@ class ThreadConnections:
             raise
         for write in sent:
             write.took_effect()
-
-    def execute_settling(self, conn: psycopg.Connection[Any], statement: str, params: Any) -> psycopg.Cursor[Any]:
-        """Run ``statement`` on ``conn`` right behind its write in flight (`send_unsettled`), settling both.
-
-        One round trip where `settle` then `execute` take two: the statement joins that write's
-        pipeline, and the one Sync that ends the pipeline brings every reply back. The statement
-        takes effect only if the write did: after an error the server skips everything up to the
-        Sync, and the write's error is raised here, as `settle` would raise it.
-        """
-        held = self._owning(conn, "execute_settling")
-        if not isinstance(held.unsettled, PipelineInFlight):
-            raise RuntimeError("this thread's connection has no pipeline in flight to settle with")
-        try:
-            cursor = self.execute(conn, statement, params)
-        except BaseException:
-            # Raised while queueing (the write's error, read on the way, or this statement's own):
-            # that is the error that tells what failed; the pipeline is ended all the same.
-            with contextlib.suppress(psycopg.Error):
-                self.settle()
-            raise
-        self.settle()
-        return cursor
 
     def execute(self, conn: psycopg.Connection[Any], statement: str, params: Any = None) -> psycopg.Cursor[Any]:
         """Run ``statement`` on ``conn`` (from `get`), server-prepared, through a cursor kept for it.

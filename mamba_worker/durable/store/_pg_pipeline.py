@@ -88,16 +88,14 @@ class PgPipeline:
         self._steps = PgStepWriter(self)
 
     @contextmanager
-    def connection(self, *, autocommit: bool = False, settled: bool = True) -> Iterator[psycopg.Connection[Any]]:
+    def connection(self, *, autocommit: bool = False) -> Iterator[psycopg.Connection[Any]]:
         """This thread's connection, left idle; with ``autocommit`` each statement is its own transaction.
 
-        A model-call row sent before on it is settled first (its error, if any, raised here), unless
-        ``settled`` is false: the caller then settles it with its statement (`ThreadConnections.execute_settling`).
+        A write sent before on it without waiting (a model-call row, a step commit) is settled
+        first: its error, if any, is raised here.
         """
-        conn = None if settled else self.connections.joinable()
-        if conn is None:
-            self.settle()
-            conn = self.connections.get()
+        self.settle()
+        conn = self.connections.get()
         try:
             if conn.autocommit != autocommit:
                 conn.autocommit = autocommit

@@ -62,16 +62,8 @@ class PgStepWriter:
         self._error_type = cast("JSONText[Any]", RUNS.c.error.type)
 
     def write_step(self, write: StepWrite) -> StepWritten | WriteRefused:
-        """`write_step_txn`'s rows in one transaction: one statement when it can, else guards then inserts."""
-        prepared = self._prepared(write)
-        if prepared.statement is None:
-            return self._write_guarded(prepared)
-        with self._pipeline.connection(autocommit=True, settled=False) as conn:
-            # A think step's model-call row, if still in flight, is settled with this statement.
-            settling = self._connections.joinable() is conn
-            run = self._connections.execute_settling if settling else self._connections.execute
-            row = run(conn, prepared.statement, prepared.params).fetchone()
-        return self._written(prepared, row)
+        """`write_step_txn`'s rows in one transaction, its outcome read at once (`send_step`, then confirm)."""
+        return self.send_step(write).confirm()
 
     def send_step(self, write: StepWrite) -> PendingStepWrite:
         """`write_step`, sent without waiting for its outcome when it is one statement (else written now).

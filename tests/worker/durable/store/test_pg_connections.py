@@ -65,44 +65,6 @@ def _with_ledger(engine: sa.Engine) -> tuple[ThreadConnections, psycopg.Connecti
     return connections, conn
 
 
-def test_a_statement_run_behind_a_write_in_flight_settles_both_at_once(engine: sa.Engine) -> None:
-    connections, conn = _with_ledger(engine)
-    connections.send_unsettled(conn, [("BEGIN", None), ("INSERT INTO ledger VALUES (1)", None), ("COMMIT", None)])
-
-    counted = connections.execute_settling(conn, "SELECT count(*) FROM ledger WHERE n = %(n)s", {"n": 1})
-
-    assert counted.fetchone() == (1,)  # it ran after the write, which it sees committed
-    assert connections.unsettled() is None
-    assert connections.get() is conn
-    connections.close()
-
-
-def test_a_statement_behind_a_write_in_flight_that_failed_is_not_run(engine: sa.Engine) -> None:
-    connections, conn = _with_ledger(engine)
-    # It fails well after it is sent (sooner, queueing its COMMIT could already read the error).
-    failing = [("BEGIN", None), ("SELECT pg_sleep(0.1)", None), ("SELECT 1 / 0", None), ("COMMIT", None)]
-    connections.send_unsettled(conn, failing)
-
-    with pytest.raises(psycopg.errors.DivisionByZero):
-        connections.execute_settling(conn, "INSERT INTO ledger VALUES (%(n)s)", {"n": 1})
-    conn.rollback()  # the write's transaction, left failed (as `PgPipeline` does after any error)
-
-    # The write's error, and nothing of the statement: the server skipped it.
-    assert connections.unsettled() is None
-    assert connections.get() is conn
-    assert conn.execute("SELECT count(*) FROM ledger").fetchone() == (0,)
-    connections.close()
-
-
-def test_settling_with_a_statement_needs_a_write_in_flight(engine: sa.Engine) -> None:
-    connections = ThreadConnections(engine)
-    conn = connections.get()
-
-    with pytest.raises(RuntimeError, match="no pipeline in flight"):
-        connections.execute_settling(conn, "SELECT %(x)s::int", {"x": 1})
-    connections.close()
-
-
 def test_a_statement_runs_through_the_cursor_kept_for_it(engine: sa.Engine) -> None:
     connections = ThreadConnections(engine)
     conn = connections.get()
@@ -188,7 +150,7 @@ def test_a_deferred_statement_is_committed_before_its_reply_is_read(engine: sa.E
     # Sent with its Sync: the server commits it while nothing here waits for it.
     wait_until(lambda: _count(engine, shared_ledger) == 2, what="the deferred insert to be committed")
     assert not sent.settled
-    assert connections.unsettled() is conn and connections.joinable() is None
+    assert connections.unsettled() is conn
     connections.settle()
     assert (sent.settled, sent.error) == (True, None)
     assert sent.rows == [[(1,)]]
