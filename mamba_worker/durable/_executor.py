@@ -1,10 +1,13 @@
 """`StepExecutor`: runs one step of one run (the body of every step task; no Celery here).
 
 claim (lease; `StepClaimer`) → run the workflow's step with the recording context → commit →
-ring the successor's doorbell → publish events. With ``inline_steps``, a successor that qualifies
+publish events → ring the successor's doorbell. With ``inline_steps``, a successor that qualifies
 is claimed in the commit and run here next, instead of the doorbell (DESIGN.md's "biggest lever":
 no broker hop and no claim transaction; each step still commits on its own, under its own lease).
-Every way out of that path is decided here:
+It starts before its predecessor's commit is known to be in (`send_commit`): that outcome is read
+before the successor's first model request or tool call and before its own commit, and a commit
+refused or failed ends the chain as its own step's outcome. Every way out of that path is decided
+here (and recorded by `FailureRecorder`):
 
 - already committed (a duplicate delivery): make sure the successor was sent, nothing else;
 - not claimable (another worker holds a live lease, or the run stopped): nothing;
