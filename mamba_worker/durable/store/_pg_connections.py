@@ -114,8 +114,8 @@ class ThreadConnections:
 
         Returns once every byte is on the socket: from then on the server runs them even if this
         process dies, so a transaction among them (``BEGIN`` ... ``COMMIT``) is committed whatever
-        happens here. Their replies, and any error, come from `settle`; the cursors in the
-        returned `SentWrite` hold each statement's rows once it has.
+        happens here. Their replies, and any error, come from `settle`, which records them in the
+        returned `SentWrite`.
         """
         held = self._owning(conn, "send_unsettled")
         if held.unsettled is not None:
@@ -130,8 +130,7 @@ class ThreadConnections:
         except BaseException as error:
             pipeline.__exit__(type(error), error, error.__traceback__)
             raise
-        held.unsettled = PipelineInFlight(pipeline)
-        held.sent = [sent]
+        held.unsettled = PipelineInFlight(pipeline, sent)
         return sent
 
     def send_deferred(self, conn: psycopg.Connection[Any], statement: str, params: Any) -> SentWrite:
@@ -153,14 +152,19 @@ class ThreadConnections:
             raise RuntimeError("this thread's connection has a write in flight: settle it first")
         cursor = self._cursor(held, conn, statement)
         execution = cursor._execute_gen(statement, params, prepare=True)
-        waiting = next(execution)
-        # Until the statement is on the socket psycopg waits to write; then it waits to read.
-        while waiting != Wait.R:
-            select.select([], [conn.fileno()], [])
-            waiting = execution.send(Ready.W)
+        try:
+            waiting = next(execution)
+            # Until the statement is on the socket psycopg waits to write; then it waits to read.
+            while waiting != Wait.R:
+                select.select([], [conn.fileno()], [])
+                waiting = execution.send(Ready.W)
+        except BaseException:
+            # Stopped mid-statement: what the connection is in is unknown, so it is not used again.
+            execution.close()
+            self.drop(conn)
+            raise
         sent = SentWrite([cursor])
-        held.unsettled = ExecutionInFlight(conn, execution, waiting)
-        held.sent = [sent]
+        held.unsettled = ExecutionInFlight(conn, execution, waiting, sent)
         return sent
 
     def unsettled(self) -> psycopg.Connection[Any] | None:
@@ -185,22 +189,17 @@ class ThreadConnections:
         if held is None or held.unsettled is None:
             return
         in_flight, held.unsettled = held.unsettled, None
-        sent, held.sent = held.sent, []
         if held.conn.closed:
-            # Their outcome can no longer be read: a write that waits for it fails (its step is
+            # Its outcome can no longer be read: a writer that waits for it fails (its step is
             # tried again); the thread's next statement goes to a new connection.
-            unknown = psycopg.OperationalError("the connection closed before the write's outcome was read")
-            for write in sent:
-                write.failed(unknown)
+            in_flight.sent.failed(psycopg.OperationalError("the connection closed before the write's outcome was read"))
             return
         try:
             in_flight.finish()
         except psycopg.Error as error:
-            for write in sent:
-                write.failed(error)
+            in_flight.sent.failed(error)
             raise
-        for write in sent:
-            write.took_effect()
+        in_flight.sent.took_effect()
 
     def execute(self, conn: psycopg.Connection[Any], statement: str, params: Any = None) -> psycopg.Cursor[Any]:
         """Run ``statement`` on ``conn`` (from `get`), server-prepared, through a cursor kept for it.
@@ -273,17 +272,15 @@ class ThreadConnections:
 class _Held:
     """One thread's connection, with the process and the generation it was opened in."""
 
-    __slots__ = ("__weakref__", "_poller", "conn", "cursors", "generation", "pid", "sent", "unsettled")
+    __slots__ = ("__weakref__", "_poller", "conn", "cursors", "generation", "pid", "unsettled")
 
     def __init__(self, conn: psycopg.Connection[Any], pid: int, generation: int) -> None:
         self.conn, self.pid, self.generation = conn, pid, generation
         self.cursors: dict[str, psycopg.Cursor[Any]] = {}
         """One cursor per statement text (`ThreadConnections.execute`); they end with the connection."""
         self.unsettled: PipelineInFlight | ExecutionInFlight | None = None
-        """The writes sent without waiting for their replies (`ThreadConnections.send_unsettled`,
-        `ThreadConnections.send_deferred`); finishing it reads them."""
-        self.sent: list[SentWrite] = []
-        """The writes in `unsettled`, in the order they were sent."""
+        """The write sent without waiting for its replies (`ThreadConnections.send_unsettled`,
+        `ThreadConnections.send_deferred`), with its `SentWrite`; finishing it reads them."""
         # Built once: `spoken_to` runs before every statement. Where ``poll`` is missing (Windows), none.
         self._poller = select.poll() if hasattr(select, "poll") else None
         if self._poller is not None:

@@ -41,10 +41,10 @@ class SentWrite:
 class PipelineInFlight:
     """Writes in flight in pipeline mode (`ThreadConnections.send_unsettled`)."""
 
-    __slots__ = ("pipeline",)
+    __slots__ = ("pipeline", "sent")
 
-    def __init__(self, pipeline: AbstractContextManager[psycopg.Pipeline]) -> None:
-        self.pipeline = pipeline
+    def __init__(self, pipeline: AbstractContextManager[psycopg.Pipeline], sent: SentWrite) -> None:
+        self.pipeline, self.sent = pipeline, sent
 
     def finish(self) -> None:
         """Send a Sync and read every reply (psycopg's pipeline exit)."""
@@ -54,10 +54,12 @@ class PipelineInFlight:
 class ExecutionInFlight:
     """A statement in flight outside pipeline mode (`ThreadConnections.send_deferred`)."""
 
-    __slots__ = ("_conn", "_execution", "_waiting")
+    __slots__ = ("_conn", "_execution", "_waiting", "sent")
 
-    def __init__(self, conn: psycopg.Connection[Any], execution: Generator[Any, Any, Any], waiting: Wait) -> None:
-        self._conn, self._execution, self._waiting = conn, execution, waiting
+    def __init__(
+        self, conn: psycopg.Connection[Any], execution: Generator[Any, Any, Any], waiting: Wait, sent: SentWrite
+    ) -> None:
+        self._conn, self._execution, self._waiting, self.sent = conn, execution, waiting, sent
 
     def finish(self) -> None:
         """Run the rest of psycopg's execution: wait for the reply and hand its rows to the cursor."""
