@@ -259,7 +259,6 @@ class CommitInFlight:
         self._plan = plan
         self._pending = pending
         self._outcome: CommitOutcome | None = None
-        self._error: Exception | None = None
 
     @property
     def next(self) -> NextDispatch | None:
@@ -267,21 +266,16 @@ class CommitInFlight:
         return self._plan.next
 
     def confirm(self) -> CommitOutcome:
-        """The commit's outcome, read once (on the thread that sent it); the same outcome, or error, every time.
+        """The commit's outcome, read once (on the thread that sent it); the same outcome, or failure, every time.
 
         Raises:
             LeaseLostError: Another attempt owns the step now; nothing was written.
             RunCancelledError: The run was cancelled (or stopped) meanwhile; nothing was written.
             DBAPIError: The write failed, or its outcome could not be read.
         """
-        if self._error is not None:
-            raise self._error
         if self._outcome is None:
-            try:
-                self._outcome = self._plan.outcome(self._pending.confirm())
-            except Exception as error:
-                self._error = error
-                raise
+            # The pending write keeps its result, or its error: a refusal is raised again, alike.
+            self._outcome = self._plan.outcome(self._pending.confirm())
         return self._outcome
 
 
