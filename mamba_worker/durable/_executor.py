@@ -45,9 +45,7 @@ from mamba_worker.durable.errors import (
     StepNotFoundError,
     StepTimeoutError,
 )
-from mamba_worker.durable.store import (
-    utcnow,
-)
+from mamba_worker.durable.store import utcnow
 from mamba_worker.workflows import Next
 
 logger = logging.getLogger(__name__)

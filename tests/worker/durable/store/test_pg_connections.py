@@ -56,11 +56,17 @@ def test_a_write_sent_without_waiting_is_settled_before_the_connection_is_used_a
     connections.close()
 
 
-def _with_ledger(engine: sa.Engine) -> tuple[ThreadConnections, psycopg.Connection[Any]]:
-    """This thread's connection, autocommitting (as `PgPipeline` sends its writes), with a table to write."""
+def _autocommitting(engine: sa.Engine) -> tuple[ThreadConnections, psycopg.Connection[Any]]:
+    """This thread's connection, autocommitting (as `PgPipeline` sends its writes)."""
     connections = ThreadConnections(engine)
     conn = connections.get()
     conn.autocommit = True
+    return connections, conn
+
+
+def _with_ledger(engine: sa.Engine) -> tuple[ThreadConnections, psycopg.Connection[Any]]:
+    """`_autocommitting`, with a table to write."""
+    connections, conn = _autocommitting(engine)
     conn.execute("CREATE TEMPORARY TABLE ledger (n int)")
     return connections, conn
 
@@ -139,9 +145,7 @@ def _count(engine: sa.Engine, table: str) -> int:
 
 
 def test_a_deferred_statement_is_committed_before_its_reply_is_read(engine: sa.Engine, shared_ledger: str) -> None:
-    connections = ThreadConnections(engine)
-    conn = connections.get()
-    conn.autocommit = True
+    connections, conn = _autocommitting(engine)
     insert = f"WITH i AS (INSERT INTO {shared_ledger} VALUES (%(n)s) RETURNING n) SELECT count(*) FROM i"
     connections.execute(conn, insert, {"n": 0})  # prepared: what goes out next is the statement itself
 
@@ -171,9 +175,7 @@ def test_a_deferred_statement_not_yet_prepared_runs_when_it_is_settled(engine: s
 
 
 def test_a_deferred_statements_error_is_raised_by_the_settle_and_kept_for_its_writer(engine: sa.Engine) -> None:
-    connections = ThreadConnections(engine)
-    conn = connections.get()
-    conn.autocommit = True
+    connections, conn = _autocommitting(engine)
 
     sent = connections.send_deferred(conn, "SELECT 1 / %(zero)s::int", {"zero": 0})
     with pytest.raises(RuntimeError, match="settle it first"):
@@ -190,9 +192,7 @@ def test_a_deferred_statements_error_is_raised_by_the_settle_and_kept_for_its_wr
 
 
 def test_a_write_in_flight_on_a_closed_connection_settles_with_its_outcome_unknown(engine: sa.Engine) -> None:
-    connections = ThreadConnections(engine)
-    conn = connections.get()
-    conn.autocommit = True
+    connections, conn = _autocommitting(engine)
     sent = connections.send_deferred(conn, "SELECT %(x)s::int", {"x": 1})
     conn.close()
 
@@ -204,9 +204,7 @@ def test_a_write_in_flight_on_a_closed_connection_settles_with_its_outcome_unkno
 
 
 def test_a_settled_writes_rows_are_kept_though_its_statement_runs_again(engine: sa.Engine) -> None:
-    connections = ThreadConnections(engine)
-    conn = connections.get()
-    conn.autocommit = True
+    connections, conn = _autocommitting(engine)
     statement = "SELECT %(x)s::int"
     sent = connections.send_deferred(conn, statement, {"x": 1})
     connections.settle()
