@@ -134,7 +134,12 @@ def send_commit(store: RunStore, commit: StepCommit) -> CommitInFlight:
     here, and the confirm only reports it.
     """
     write, planned = _planned(commit)
-    return CommitInFlight(planned, store.send_step(write))
+    pending = store.send_step(write)
+    # Sent: on PostgreSQL the server commits it whatever happens to this process from here on
+    # (but on a statement's first use on the connection, which psycopg prepares first). A crash
+    # now leaves an inline successor claimed by a dead attempt, which its lease brings back.
+    fault(FaultPoint.AFTER_STEP_SENT)
+    return CommitInFlight(planned, pending)
 
 
 def _planned(commit: StepCommit) -> tuple[StepWrite, _Plan]:

@@ -378,8 +378,8 @@ BROKERS = ("embedded", "redis")
 """The brokers (the ``broker`` fixture's values)."""
 
 
-def arm_fault(monkeypatch: Any, point: FaultPoint, *, times: int = 1) -> None:
-    """Make the next ``times`` passes through ``point`` "crash" this worker (raise `SimulatedCrash`).
+def arm_fault(monkeypatch: Any, point: FaultPoint, *, times: int = 1, skip: int = 0) -> None:
+    """Make ``times`` passes through ``point``, after the next ``skip``, "crash" this worker (raise `SimulatedCrash`).
 
     The in-process twin of ``MAMBA_FAULTS=<point>:kill``: the step path is left exactly where a
     ``kill -9`` would leave it (lease held, nothing committed past the point).
@@ -387,11 +387,13 @@ def arm_fault(monkeypatch: Any, point: FaultPoint, *, times: int = 1) -> None:
     from mamba_worker.durable import _commit, _executor, _faults, _recording
     from tests._support.durable_workflows import SimulatedCrash
 
-    remaining = [times]
+    skipping, remaining = [skip], [times]
     original = _faults.fault
 
     def fault(reached: FaultPoint) -> None:
-        if reached == point and remaining[0] > 0:
+        if reached == point and skipping[0] > 0:
+            skipping[0] -= 1
+        elif reached == point and remaining[0] > 0:
             remaining[0] -= 1
             raise SimulatedCrash(f"crash at {point.value}")
         original(reached)

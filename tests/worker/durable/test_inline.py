@@ -8,11 +8,13 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, ToolReturnPart
 
 from mamba_client.schemas import RunStatus, StepCommitted, StepStarted, StepStatus
 from mamba_worker.durable import Reconciler, Registry, StepOutcome
-from tests._support.durable import BACKENDS, RuntimeFactory, event_types
+from mamba_worker.durable._faults import FaultPoint
+from tests._support.durable import BACKENDS, RuntimeFactory, after_crash, arm_fault, event_types
 from tests._support.durable_workflows import CALLS, SEEN, Script, SimulatedCrash, answer, call, say
 from tests._support.wait import wait_until
 
@@ -281,3 +283,37 @@ async def test_a_predecessors_refusal_ends_the_chain_though_the_step_swallowed_i
     assert script.calls == 1
     assert h.service.get(run[0]).status == RunStatus.CANCELLED
     assert [s.seq for s in h.service.steps(run[0])] == [1]
+
+
+def _statuses_elsewhere(engine: Any, run_id: str) -> list[tuple[int, str]]:
+    """The run's steps as a connection of its own sees them (the store's reads wait for this thread's writes first)."""
+    other = sa.create_engine(engine.url, poolclass=sa.NullPool)
+    try:
+        with other.connect() as connection:
+            query = sa.text("SELECT seq, status FROM steps WHERE run_id = :run_id ORDER BY seq")
+            return [(seq, status) for seq, status in connection.execute(query, {"run_id": run_id})]
+    finally:
+        other.dispose()
+
+
+@pytest.mark.parametrize("db", BACKENDS, indirect=True)
+async def test_a_crash_after_a_commit_is_sent_leaves_it_committed_and_its_successor_is_recovered(
+    factory: RuntimeFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    h = factory.harness(inline_steps=["*"], lease_seconds=0.3, heartbeat_seconds=0.1)
+    run_id = h.submit(model=factory.model("scripted", _script().model), tools=["dt_add"])
+    # Step 3's commit: on PostgreSQL its statement's shape was prepared by an earlier step's, so it goes out.
+    arm_fault(monkeypatch, FaultPoint.AFTER_STEP_SENT, skip=2)
+
+    with pytest.raises(SimulatedCrash):
+        await h.step(run_id)
+
+    # Its outcome was never read: it is committed all the same, step 4 claimed by the dead attempt.
+    committed_three = [(1, "committed"), (2, "committed"), (3, "committed"), (4, "running")]
+    wait_until(lambda: _statuses_elsewhere(h.store.engine, run_id) == committed_three, what="step 3's sent commit")
+    assert await after_crash(h, run_id, 4) == StepOutcome.COMMITTED
+    run = h.service.get(run_id)
+    assert (run.status, run.output) == (RunStatus.SUCCEEDED, "the sum is 5")
+    assert [(s.seq, s.attempt) for s in h.service.steps(run_id)] == [(1, 1), (2, 1), (3, 1), (4, 2), (5, 1), (6, 1)]
+    committed = [e.step_seq for e in h.service.events(run_id) if isinstance(e, StepCommitted)]
+    assert committed == [1, 2, 3, 4, 5, 6]
